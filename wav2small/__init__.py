@@ -1,0 +1,22 @@
+"""wav2small: distil large speech-emotion models into tiny students (arousal, dominance, valence)."""
+
+from .audio import AudioError, load_audio
+from .metrics import concordance_cc, mean_absolute_error, pearson_cc
+from .models import Student, Wav2Small, create_student, list_students
+from .predict import load_model, predict
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AudioError",
+    "Student",
+    "Wav2Small",
+    "concordance_cc",
+    "create_student",
+    "list_students",
+    "load_audio",
+    "load_model",
+    "mean_absolute_error",
+    "pearson_cc",
+    "predict",
+]

@@ -1,0 +1,42 @@
+"""Resolve a model name to a local folder: a folder as given, or a Hugging Face hub id downloaded
+and cached through huggingface_hub, failing fast with instructions when the hub cannot be reached.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+class ModelNotFoundError(OSError):
+    """A model folder or hub id that cannot be found or downloaded."""
+
+
+def resolve_pretrained(name_or_path, *, allow_patterns=("*.json", "*.safetensors", "*.yaml", "*.txt")) -> Path:
+    """Return a local folder for ``name_or_path`` (a folder, or a hub id such as ``audeering/wav2small``).
+
+    A hub id is looked up in the local huggingface_hub cache first and downloaded only when missing.
+    Without network the error says how to use a local copy instead.
+    """
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return path
+    name = str(name_or_path)
+    if path.exists() or name.startswith((".", "/", "~")) or name.count("/") != 1:
+        raise ModelNotFoundError(f"{name}: no such model folder (and not a hub id of the form 'owner/name')")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(name, allow_patterns=list(allow_patterns), local_files_only=True))
+    except Exception:
+        pass
+    os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "5")
+    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "10")
+    try:
+        return Path(snapshot_download(name, allow_patterns=list(allow_patterns)))
+    except Exception as error:  # network down, repository missing, gated, ...
+        raise ModelNotFoundError(
+            f"{name}: could not download from the Hugging Face hub ({type(error).__name__}: {str(error).splitlines()[0][:200]}).\n"
+            f"Without network, copy the model folder to this machine (on a connected one: "
+            f"`huggingface-cli download {name} --local-dir ./{name.split('/')[-1]}`) and pass that folder instead of the hub id."
+        ) from None

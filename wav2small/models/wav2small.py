@@ -1,0 +1,96 @@
+"""Wav2Small exactly as published (card "Wav2Small2.0"): log-mel front-end, VGG7, attention
+pooling over time, Gram-matrix second-order features and a 3-output head.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..frontend import LogMelFrontEnd
+from .base import Student
+
+
+@dataclass
+class Wav2SmallConfig:
+    """Settings of Wav2Small; the defaults are the released card model (10,806 trainable values).
+
+    channels: conv channels in every block. n_mels: mel bands. n_fft, hop: frame and hop in
+    samples at ``sampling_rate`` Hz (64 / 32 = 4 ms / 2 ms at 16 kHz).
+    """
+
+    channels: int = 13
+    n_mels: int = 26
+    n_fft: int = 64
+    hop: int = 32
+    sampling_rate: int = 16000
+
+
+class ConvBlock(nn.Module):
+    """3x3 conv (no bias) -> BatchNorm -> ReLU."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
+        self.norm = nn.BatchNorm2d(c_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.norm(self.conv(x)))
+
+
+class VGG7(LogMelFrontEnd):
+    """Front-end, seven conv blocks (max-pool after the third) and attention pooling over time.
+
+    Returns (B, C, M') pooled features, M' = ceil(n_mels / 2).
+    """
+
+    def __init__(self, config: Wav2SmallConfig):
+        super().__init__(config.sampling_rate, config.n_fft, config.hop, config.n_mels)
+        c = config.channels
+        self.l1 = ConvBlock(1, c)
+        self.l2 = ConvBlock(c, c)
+        self.l3 = ConvBlock(c, c)
+        self.maxpool_A = nn.MaxPool2d(3, stride=2, padding=1)
+        self.l4 = ConvBlock(c, c)
+        self.l5 = ConvBlock(c, c)
+        self.l6 = ConvBlock(c, c)
+        self.l7 = ConvBlock(c, c)
+        self.lin = nn.Conv2d(c, c, 1)
+        self.sof = nn.Conv2d(c, c, 1)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = super().forward(x, mask)  # (B, 1, T, M) log-mel in dB
+        x = self.l3(self.l2(self.l1(x)))  # (B, C, T, M)
+        x = self.maxpool_A(x)  # (B, C, T/2, M/2)
+        x = self.l7(self.l6(self.l5(self.l4(x))))
+        x = self.lin(x) * torch.softmax(self.sof(x), dim=2)  # attention weights over time
+        return x.sum(dim=2)  # (B, C, M')
+
+
+class Wav2Small(Student):
+    """Wav2Small speech-emotion regressor.
+
+    Input: (B, N) float waveform, 16 kHz mono, any gain (normalised inside), N >= n_fft.
+    Output: (B, 3) = [arousal, dominance, valence], nominally 0..1, no activation, unclipped.
+
+    >>> model = Wav2Small().eval()
+    >>> model(torch.zeros(2, 16000)).shape
+    torch.Size([2, 3])
+    """
+
+    config_class = Wav2SmallConfig
+    architecture = "wav2small"
+
+    def __init__(self, config: Wav2SmallConfig | None = None, **overrides):
+        super().__init__(config, **overrides)
+        c = self.config.channels
+        self.vgg7 = VGG7(self.config)
+        pooled_mels = (self.config.n_mels + 1) // 2
+        self.adv = nn.Linear(c * (pooled_mels + c), 3)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.vgg7(x, mask)  # (B, C, M')
+        x = torch.cat([x, torch.bmm(x, x.transpose(1, 2))], dim=2)  # (B, C, M' + C): Gram across channels
+        return self.adv(x.flatten(1))  # (B, 3)
