@@ -1,12 +1,13 @@
 """predict() and `wav2small predict`: waveforms, files, windows, model resolution and bad files."""
 
+import importlib
+
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
 import torch
 
-import importlib
 from conftest import synth_speech
 from wav2small import AudioError, Wav2Small, predict
 from wav2small.cli import main
