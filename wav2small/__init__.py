@@ -1,14 +1,20 @@
 """wav2small: distil large speech-emotion models into tiny students (arousal, dominance, valence)."""
 
 from .audio import AudioError, load_audio
+from .labels import LabelStore
 from .metrics import concordance_cc, mean_absolute_error, pearson_cc
 from .models import Student, Wav2Small, create_student, list_students
 from .predict import load_model, predict
+from .teachers import DawnTeacher, EnsembleTeacher, OdysseyTeacher, load_teacher
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AudioError",
+    "DawnTeacher",
+    "EnsembleTeacher",
+    "LabelStore",
+    "OdysseyTeacher",
     "Student",
     "Wav2Small",
     "concordance_cc",
@@ -16,6 +22,7 @@ __all__ = [
     "list_students",
     "load_audio",
     "load_model",
+    "load_teacher",
     "mean_absolute_error",
     "pearson_cc",
     "predict",

@@ -1,0 +1,404 @@
+"""The label store (Parquet shards of teacher A/D/V per clip and view, plus metadata) and the
+labelling loop that fills it: resumable after any kill, shardable across processes and machines.
+
+A store is a directory: ``metadata.json``, ``labels-r<rank>-<seq>.parquet`` shards (one row per
+(file, start, end, view)) and ``errors-r<rank>-<seq>.parquet`` (file, reason). Shards are written
+to a temporary name and renamed, so a shard either exists whole or not at all; a clip's views
+always share one shard, and a restarted job skips every clip already in a finished shard.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import uuid
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .audio import SAMPLING_RATE, AudioError, audio_duration, find_audio_files, read_segment
+from .teachers import LABELS
+from .views import ViewSettings, make_view
+
+METADATA_FILE = "metadata.json"
+FORMAT = "wav2small-labels/1"
+# Settings that must agree between a store and a job that resumes it.
+_RESUME_KEYS = ("format", "teacher_spec", "teacher", "crop_dur", "views", "view_settings", "seed", "noise_files", "sampling_rate")
+
+
+class LabelStore:
+    """A directory of teacher labels written by :func:`label_audio`.
+
+    >>> store = LabelStore("labels/msp")  # doctest: +SKIP
+    >>> store.read()[["file", "start", "end", "view", "arousal", "dominance", "valence"]]  # doctest: +SKIP
+
+    ``read()`` columns: ``file`` (absolute path), ``start``, ``end`` (seconds of the clean crop),
+    ``view`` (0 = the clean crop), ``params`` (JSON for :func:`wav2small.views.render_view`),
+    ``arousal``, ``dominance``, ``valence`` (the combined teacher output, unclipped) and per
+    member ``<member>.arousal``, ``<member>.dominance``, ``<member>.valence``.
+    """
+
+    def __init__(self, root):
+        self.root = Path(root)
+
+    @property
+    def metadata(self) -> dict:
+        """Teacher ids and revisions, member names and weights, crop and view settings, sampling rate, package version."""
+        path = self.root / METADATA_FILE
+        if not path.exists():
+            raise FileNotFoundError(f"{self.root}: not a label store (no {METADATA_FILE})")
+        return json.loads(path.read_text())
+
+    def shards(self) -> list[Path]:
+        return sorted(self.root.glob("labels-*.parquet"))
+
+    def read(self, columns=None) -> pd.DataFrame:
+        """All labelled rows, sorted by file, start and view."""
+        frames = [pd.read_parquet(p, columns=columns) for p in self.shards()]
+        if not frames:
+            names = ["file", "start", "end", "view", "params", *LABELS] if columns is None else list(columns)
+            return pd.DataFrame({c: [] for c in names})
+        frame = pd.concat(frames, ignore_index=True)
+        order = [c for c in ("file", "start", "view") if c in frame.columns]
+        return frame.sort_values(order, kind="stable").reset_index(drop=True) if order else frame
+
+    def errors(self) -> pd.DataFrame:
+        """Files that could not be labelled: columns file, reason (each failure once)."""
+        frames = [pd.read_parquet(p) for p in sorted(self.root.glob("errors-*.parquet"))]
+        if not frames:
+            return pd.DataFrame({"file": pd.Series([], dtype=str), "reason": pd.Series([], dtype=str)})
+        return pd.concat(frames, ignore_index=True).drop_duplicates().reset_index(drop=True)
+
+    def done(self) -> set[tuple[str, int, int]]:
+        """(file, first sample, last sample) of every clip in a finished shard."""
+        frame = self.read(columns=["file", "start", "end"])
+        first = np.round(frame["start"].to_numpy(float) * SAMPLING_RATE).astype(np.int64)
+        last = np.round(frame["end"].to_numpy(float) * SAMPLING_RATE).astype(np.int64)
+        return set(zip(frame["file"].astype(str), first.tolist(), last.tolist()))
+
+    # writing (used by label_audio)
+
+    def _start(self, metadata: dict) -> dict:
+        """Create the store, or check that an existing one was made with the same settings."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / METADATA_FILE
+        if path.exists():
+            old = json.loads(path.read_text())
+            changed = [k for k in _RESUME_KEYS if old.get(k) != metadata.get(k)]
+            if changed:
+                raise ValueError(f"{self.root}: this label store was made with other settings ({', '.join(changed)}: "
+                                 f"{[old.get(k) for k in changed]} here, {[metadata.get(k) for k in changed]} now); "
+                                 "use another --out or the same settings to resume")
+            return old
+        _write_atomic(path, (json.dumps(metadata, indent=2) + "\n").encode())
+        return metadata
+
+    def _write(self, kind: str, rank: int, frame: pd.DataFrame) -> Path:
+        """One shard, atomically: written under a temporary name, synced, renamed."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        seq = 1 + max((int(p.stem.split("-")[-1]) for p in self.root.glob(f"{kind}-r{rank:04d}-*.parquet")), default=0)
+        path = self.root / f"{kind}-r{rank:04d}-{seq:06d}.parquet"
+        tmp = self.root / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        return path
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def read_inputs(inputs) -> list[tuple[str, float | None, float | None]]:
+    """Segments to label from folders (recursive), audio files, CSV manifests (columns ``file``
+    and optionally ``start``, ``end`` in seconds; paths relative to the manifest's folder) or text
+    lists (one path per line): sorted, duplicates removed, as (absolute file, start, end) with
+    start/end None for whole files."""
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    segments = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            segments += [(os.path.abspath(f), None, None) for f in find_audio_files(path)]
+        elif path.suffix.lower() == ".csv":
+            table = pd.read_csv(path)
+            if "file" not in table.columns:
+                raise ValueError(f"{path}: a manifest needs a 'file' column (and optionally 'start', 'end' in seconds)")
+            for row in table.itertuples(index=False):
+                file = Path(row.file) if Path(row.file).is_absolute() else path.parent / row.file
+                start = getattr(row, "start", None)
+                end = getattr(row, "end", None)
+                segments.append((os.path.abspath(file), None if pd.isna(start) else float(start), None if pd.isna(end) else float(end)))
+        elif path.suffix.lower() in (".txt", ".lst"):
+            for line in path.read_text().splitlines():
+                if line.strip():
+                    file = Path(line.strip())
+                    segments.append((os.path.abspath(file if file.is_absolute() else path.parent / file), None, None))
+        else:
+            segments.append((os.path.abspath(path), None, None))
+    key = lambda s: (s[0], -1.0 if s[1] is None else s[1], -1.0 if s[2] is None else s[2])
+    return sorted(set(segments), key=key)
+
+
+def crop_positions(first: int, last: int, crop: int) -> list[tuple[int, int]]:
+    """Fixed-length crops (in samples) covering [first, last): round(length / crop) crops spread
+    evenly, the first at the start and the last at the end; one centred crop when that count is
+    1; the whole stretch when it is shorter than one crop."""
+    length = last - first
+    if length <= crop:
+        return [(first, last)]
+    count = max(1, int(round(length / crop)))
+    if count == 1:
+        begin = first + (length - crop) // 2
+        return [(begin, begin + crop)]
+    return [(first + round(i * (length - crop) / (count - 1)), first + round(i * (length - crop) / (count - 1)) + crop) for i in range(count)]
+
+
+def _shard_from(shard) -> tuple[int, int]:
+    """(rank, world size) from "i/N", a tuple, or torchrun's RANK / WORLD_SIZE."""
+    if shard is None:
+        return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    if isinstance(shard, str):
+        try:
+            rank, world = (int(v) for v in shard.split("/"))
+        except ValueError:
+            raise ValueError(f"--shard must look like i/N (e.g. 0/4), got {shard!r}") from None
+    else:
+        rank, world = shard
+    if not 0 <= rank < world:
+        raise ValueError(f"shard {rank}/{world}: need 0 <= i < N")
+    return rank, world
+
+
+def _prefetch(function, items, *, workers: int, depth: int):
+    """Yield function(item) in order, computing up to ``depth`` items ahead on ``workers`` threads.
+    Audio decoding and numpy release the GIL, so reading overlaps the teacher's forward pass."""
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="wav2small-read") as pool:
+        pending = deque()
+        items = iter(items)
+        for item in items:
+            pending.append(pool.submit(function, item))
+            if len(pending) >= depth:
+                break
+        while pending:
+            result = pending.popleft().result()
+            for item in items:
+                pending.append(pool.submit(function, item))
+                break
+            yield result
+
+
+def _package_version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def label_audio(
+    inputs,
+    teacher,
+    out_dir,
+    *,
+    crop_dur: float = 4.0,
+    views: int = 0,
+    noise_dir=None,
+    view_settings: ViewSettings | None = None,
+    seed: int = 0,
+    batch_size: int = 16,
+    device: str = "cpu",
+    half: bool | None = None,
+    shard=None,
+    shard_size: int = 256,
+    workers: int = 2,
+    weights=None,
+    progress: bool = True,
+    source=None,
+) -> dict:
+    """Label audio with a teacher into a :class:`LabelStore`; run it again to resume.
+
+    Args:
+        inputs: folder(s) (recursive), audio files, CSV manifests (file[, start, end]) or text lists.
+        teacher: a teacher spec for :func:`wav2small.teachers.load_teacher` or a loaded teacher.
+        out_dir: the store directory (created; an existing one is resumed when the settings agree).
+        crop_dur: seconds per clip. Each file (or manifest segment) gives round(duration /
+            crop_dur) crops of exactly this length; shorter files are labelled whole. Clips are
+            batched only with clips of equal length (the teachers' pooling has no padding mask).
+        views: augmented views per clip in addition to the clean crop (view 0).
+        noise_dir: folder of noise files for the views (default: generated white/pink/brown noise).
+        view_settings: :class:`wav2small.views.ViewSettings` (gain, shift, SNR ranges, probabilities).
+        seed: job seed; each view's seed derives from it, the clip and the view index.
+        batch_size: clips (views) per forward pass.
+        device: "cpu", "cuda" or "cuda:N" (under torchrun, "cuda" means cuda:LOCAL_RANK).
+        half: half precision weights; default True on GPU, False on CPU.
+        shard: "i/N" or (i, N): label only slice i of N (by input segment); default from the
+            RANK / WORLD_SIZE environment of torchrun, else the whole input.
+        shard_size: clips per Parquet shard (a kill loses at most this much work).
+        workers: threads reading and augmenting audio ahead of the teacher.
+        weights: ensemble weights (default equal).
+        progress: show a progress bar (clips/s, ETA).
+        source: ``source(file, start, end)`` serving audio (default: read from disk).
+
+    Returns:
+        Summary dict: clips and rows labelled now, clips skipped as already done, errors, seconds, clips/s.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from .teachers import load_teacher
+
+    started = time.perf_counter()
+    rank, world = _shard_from(shard)
+    source = source or read_segment
+    settings = view_settings or ViewSettings()
+    sr = SAMPLING_RATE
+    crop = int(round(crop_dur * sr))
+    if crop <= 0 or views < 0 or batch_size < 1 or shard_size < 1:
+        raise ValueError("crop_dur, batch_size and shard_size must be positive and views >= 0")
+
+    if str(device).startswith("cuda") and str(device) == "cuda" and "LOCAL_RANK" in os.environ:
+        device = f"cuda:{os.environ['LOCAL_RANK']}"
+    half = str(device).startswith("cuda") if half is None else half
+    spec = teacher if isinstance(teacher, str) else None
+    teacher = load_teacher(teacher, device=device, weights=weights)
+    if half:
+        teacher = teacher.half()
+    members = [m.name for m in getattr(teacher, "members", [teacher])]
+
+    segments = read_inputs(inputs)
+    if not segments:
+        raise ValueError(f"no audio found in {inputs}")
+    noise_files = [os.path.abspath(f) for f in find_audio_files(noise_dir)] if noise_dir else []
+    store = LabelStore(out_dir)
+    store._start({
+        "format": FORMAT, "teacher_spec": spec, "teacher": teacher.describe(), "members": members,
+        "labels": list(LABELS), "sampling_rate": sr, "crop_dur": crop / sr, "views": int(views),
+        "view_settings": settings.to_dict(), "seed": int(seed), "noise_dir": None if noise_dir is None else os.path.abspath(noise_dir),
+        "noise_files": noise_files, "precision": "float16" if half else "float32", "package_version": _package_version(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    })
+    done = store.done()
+    mine = segments[rank::world]
+    errors: list[tuple[str, str]] = []
+
+    # 1. crops of this rank's segments (file headers only), leaving out clips already labelled
+    def scan(segment):
+        file, start, end = segment
+        try:
+            total = int(round(audio_duration(file) * sr))
+            first = 0 if start is None else int(round(start * sr))
+            last = total if end is None else min(total, int(round(end * sr)))
+            if last - first < teacher.min_samples:
+                raise AudioError(file, f"too short: {max(0, last - first)} samples in {start or 0:.3f}-{last / sr:.3f} s, "
+                                       f"the teacher needs {teacher.min_samples}")
+            return [(file, a, b, first, last) for a, b in crop_positions(first, last, crop)], None
+        except AudioError as error:
+            return [], (file, error.problem)
+
+    clips, skipped = [], 0
+    for found, error in tqdm(_prefetch(scan, mine, workers=max(workers, 4), depth=64), total=len(mine), desc="scan",
+                             unit="file", disable=not progress, leave=False):
+        if error:
+            errors.append(error)
+        for file, a, b, first, last in found:
+            if (file, a, b) in done:
+                skipped += 1
+            else:
+                clips.append({"file": file, "start": a / sr, "end": b / sr, "region_start": first / sr, "region_end": last / sr})
+
+    # 2. views of each clip, read and augmented ahead of the teacher
+    partners = segments if views else []
+
+    def prepare(item):
+        index, clip = item
+        try:
+            drawn = [make_view(clip, v, seed=seed, settings=settings, partners=partners, noise_files=noise_files, source=source)
+                     for v in range(views + 1)]
+            return index, drawn, None
+        except AudioError as error:
+            return index, None, (error.source, error.problem)
+        except Exception as error:  # a decoder failing in an unexpected way must not stop the job
+            return index, None, (clip["file"], f"{type(error).__name__}: {error}")
+
+    rows: list[dict] = []
+    outputs: dict[int, list] = {}  # clip index -> rows still waiting for some views
+    complete: list[dict] = []
+    pending: dict[int, list] = {}  # samples -> [(clip index, view, params, audio)]
+    labelled = {"clips": 0, "rows": 0, "shards": 0}
+
+    def run_batch(items):
+        batch = torch.from_numpy(np.stack([audio for *_, audio in items])).to(device)
+        with torch.inference_mode():
+            members = {k: v.float().cpu() for k, v in teacher.forward_members(batch).items()}
+            combined = teacher.combine(members).numpy()
+            per_member = {k: v.numpy() for k, v in members.items()}
+        for i, (index, view, params, _) in enumerate(items):
+            row = {"file": clips[index]["file"], "start": clips[index]["start"], "end": clips[index]["end"], "view": view,
+                   "params": json.dumps(params)}
+            row.update(zip(LABELS, combined[i].tolist()))
+            for name, values in per_member.items():
+                row.update({f"{name}.{label}": value for label, value in zip(LABELS, values[i].tolist())})
+            outputs[index].append(row)
+            if len(outputs[index]) == views + 1:
+                complete.extend(sorted(outputs.pop(index), key=lambda r: r["view"]))
+                labelled["clips"] += 1
+                bar.update(1)
+
+    def flush_shard(force=False):
+        """Write finished clips once a shard is full (or at the end), with the errors seen so far."""
+        nonlocal complete, errors
+        if complete and (force or len(complete) >= shard_size * (views + 1)):
+            frame = pd.DataFrame(complete)
+            for column in frame.columns[5:]:
+                frame[column] = frame[column].astype(np.float32)
+            store._write("labels", rank, frame)
+            labelled["rows"] += len(complete)
+            labelled["shards"] += 1
+            complete, force = [], True
+        if errors and force:
+            store._write("errors", rank, pd.DataFrame(errors, columns=["file", "reason"]))
+            errors = []
+
+    depth = max(2 * batch_size // (views + 1), 2 * workers, 4)
+    with tqdm(total=len(clips), desc=f"label {rank}/{world}" if world > 1 else "label", unit="clip",
+              disable=not progress, dynamic_ncols=True) as bar:
+        for index, drawn, error in _prefetch(prepare, enumerate(clips), workers=workers, depth=depth):
+            if error:
+                errors.append(error)
+                bar.set_postfix(errors=len(errors), refresh=False)
+                bar.update(1)
+                continue
+            outputs[index] = []
+            for view, (params, audio) in enumerate(drawn):
+                pending.setdefault(len(audio), []).append((index, view, params, audio))
+            for length in list(pending):
+                while len(pending[length]) >= batch_size:
+                    run_batch(pending[length][:batch_size])
+                    del pending[length][:batch_size]
+            if sum(len(v) for v in pending.values()) > 4 * batch_size:  # odd lengths (short files): do not hoard them
+                for length in sorted(pending, key=lambda k: len(pending[k])):
+                    run_batch(pending.pop(length))
+                    if sum(len(v) for v in pending.values()) <= 2 * batch_size:
+                        break
+            flush_shard()
+        for length in list(pending):
+            items = pending.pop(length)
+            for i in range(0, len(items), batch_size):
+                run_batch(items[i : i + batch_size])
+        flush_shard(force=True)
+
+    seconds = time.perf_counter() - started
+    failed = len(store.errors())
+    return {"rank": rank, "world": world, "clips": labelled["clips"], "rows": labelled["rows"], "shards": labelled["shards"],
+            "skipped": skipped, "errors": failed, "seconds": seconds, "clips_per_s": labelled["clips"] / max(seconds, 1e-9),
+            "store_rows": len(store.read(columns=["view"]))}

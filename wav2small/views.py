@@ -1,0 +1,235 @@
+"""Reinforced views: augmented versions of a clip (crop position, gain, noise, mixing) described by
+a small JSON-able dict from which :func:`render_view` rebuilds bit-exactly the audio a teacher heard.
+
+A view's ``params`` hold every file read (file, start, end in seconds), every linear gain actually
+applied and the seed of any generated noise, so a student can replay the teacher's input for every
+epoch without running the teacher again. Rendering is elementwise float32 arithmetic on what the
+``source`` returns, with no reductions, so it is reproducible bit for bit.
+
+>>> params = {"file": "a.wav", "start": 0.0, "end": 4.0, "samples": 64000, "gain": 0.5}
+>>> audio = render_view(params)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import zlib
+
+import numpy as np
+
+from .audio import SAMPLING_RATE, AudioError, audio_duration, read_segment
+
+NOISE_COLOURS = ("white", "pink", "brown")
+# Pink noise: a 3-pole IIR approximation of a 1/f spectrum (J. O. Smith, "Spectral Audio Signal Processing").
+_PINK_B = (0.049922035, -0.095993537, 0.050612699, -0.004408786)
+_PINK_A = (1.0, -2.494956002, 2.017265875, -0.522189400)
+_BROWN_POLE = 0.995
+
+
+@dataclasses.dataclass
+class ViewSettings:
+    """How augmented views are drawn (view 0 is always the clean crop).
+
+    Ranges are (low, high), drawn uniformly. Gains and SNRs are in dB; ``shift`` is the largest
+    move of the crop position as a fraction of the crop length. Noise comes from ``noise_files``
+    when given, else is generated (white, pink or brown) from a stored seed.
+    """
+
+    gain_db: tuple = (-12.0, 6.0)
+    shift: float = 0.5
+    noise_prob: float = 0.5
+    noise_snr_db: tuple = (5.0, 30.0)
+    mix_prob: float = 0.5
+    mix_snr_db: tuple = (3.0, 20.0)
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+
+def view_seed(seed: int, file: str, start_sample: int, view: int) -> int:
+    """The seed of one view: a function of the job seed, the clip and the view index only, so a
+    resumed or re-sharded job draws the same views."""
+    entropy = [int(seed) & 0xFFFFFFFF, zlib.crc32(str(file).encode()), int(start_sample), int(view)]
+    return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0])
+
+
+def _default_source(file, start, end) -> np.ndarray:
+    return read_segment(file, start, end)
+
+
+def _fit(x: np.ndarray, n: int, *, tile: bool = False) -> np.ndarray:
+    """Exactly n samples: trimmed, zero-padded at the end, or (noise) repeated."""
+    x = np.asarray(x, dtype=np.float32).reshape(-1)
+    if len(x) >= n:
+        return x[:n]
+    if tile and len(x):
+        return np.resize(x, n).astype(np.float32, copy=False)
+    return np.concatenate([x, np.zeros(n - len(x), np.float32)])
+
+
+def generated_noise(colour: str, seed: int, n: int) -> np.ndarray:
+    """n samples of roughly unit-variance white, pink or brown noise from ``seed`` (float32)."""
+    from scipy.signal import lfilter
+
+    white = np.random.default_rng(seed).standard_normal(n)
+    if colour == "white":
+        noise = white
+    elif colour == "pink":
+        noise = lfilter(_PINK_B, _PINK_A, white) * 8.0  # the filter's output variance is about 1/64
+    elif colour == "brown":
+        noise = lfilter([math.sqrt(1 - _BROWN_POLE**2)], [1.0, -_BROWN_POLE], white)
+    else:
+        raise ValueError(f"unknown noise colour {colour!r}; use one of {NOISE_COLOURS}")
+    return noise.astype(np.float32)
+
+
+def _read(source, part: dict) -> np.ndarray:
+    return source(part["file"], part["start"], part["end"])
+
+
+def render_view(params, source=None) -> np.ndarray:
+    """Rebuild the audio of a view from its parameters, bit for bit.
+
+    Args:
+        params: dict (or its JSON string) as stored in a label store's ``params`` column: ``file``,
+            ``start``, ``end`` (seconds) and ``samples`` of the crop; optional ``gain`` (linear),
+            ``mix`` (``file``/``start``/``end`` of a second clip and its linear ``gain``) and
+            ``noise`` (``file``/``start``/``end`` of a noise file, or ``colour`` and ``seed`` of
+            generated noise, and its linear ``gain``). ``snr_db`` entries are informative only.
+        source: ``source(file, start, end) -> float32 array`` of clean 16 kHz audio; every read
+            goes through it (default :func:`wav2small.audio.read_segment`), so audio can be served
+            from a cache.
+
+    Returns:
+        float32 array of ``samples`` samples at 16 kHz: gain * crop + mix gain * partner + noise
+        gain * noise.
+    """
+    if isinstance(params, str):
+        params = json.loads(params)
+    source = source or _default_source
+    n = int(params["samples"]) if "samples" in params else None
+    x = _read(source, params)
+    n = len(x) if n is None else n
+    y = _fit(x, n)
+    if params.get("gain") is not None:
+        y = y * np.float32(params["gain"])
+    mix = params.get("mix")
+    if mix:
+        y = y + _fit(_read(source, mix), n) * np.float32(mix["gain"])
+    noise = params.get("noise")
+    if noise:
+        if "file" in noise:
+            z = _fit(_read(source, noise), n, tile=True)
+        else:
+            z = generated_noise(noise["colour"], int(noise["seed"]), n)
+        y = y + z * np.float32(noise["gain"])
+    return np.ascontiguousarray(y, dtype=np.float32)
+
+
+class _CachedSource:
+    """Remembers what it read, so drawing a view reads each stretch once and renders from memory."""
+
+    def __init__(self, source):
+        self.source, self.cache = source, {}
+
+    def __call__(self, file, start, end):
+        key = (str(file), float(start), float(end))
+        if key not in self.cache:
+            self.cache[key] = self.source(file, start, end)
+        return self.cache[key]
+
+
+def _energy(x: np.ndarray) -> float:
+    return float(np.mean(np.square(x, dtype=np.float64))) if len(x) else 0.0
+
+
+def _gain_for_snr(signal_energy: float, other: np.ndarray, snr_db: float) -> float:
+    """Linear gain that puts ``other`` snr_db below a signal of the given mean energy."""
+    other_energy = _energy(other)
+    if other_energy <= 0:
+        return 0.0
+    return math.sqrt(max(signal_energy, 1e-10) / (other_energy * 10 ** (snr_db / 10)))
+
+
+def _random_stretch(rng, duration: float, n: int, sr: int = SAMPLING_RATE) -> tuple[float, float]:
+    """A random stretch of n samples (or the whole file if shorter) on the sample grid, in seconds."""
+    total = int(round(duration * sr))
+    if total <= n:
+        return 0.0, total / sr
+    first = int(rng.integers(0, total - n + 1))
+    return first / sr, (first + n) / sr
+
+
+def make_view(clip: dict, view: int, *, seed: int = 0, settings: ViewSettings | None = None, partners=(),
+              noise_files=(), source=None, duration=None) -> tuple[dict, np.ndarray]:
+    """Draw view ``view`` of a clip and return ``(params, audio)``; ``audio == render_view(params, source)``.
+
+    Args:
+        clip: ``file``, ``start``, ``end`` (seconds, the clean crop) and ``region_start``,
+            ``region_end`` (seconds, the stretch of the file the crop may move within).
+        view: 0 is the clean crop; 1, 2, ... are augmented.
+        seed: the job seed; the view's own seed is derived from it, the clip and ``view``.
+        settings: :class:`ViewSettings`.
+        partners: candidate clips to mix with, as (file, start, end) with end None for whole files.
+        noise_files: noise files to draw from (generated noise when empty).
+        source: as in :func:`render_view`.
+        duration: ``duration(file) -> seconds``, for whole-file partners and noise (default: header).
+    """
+    settings = settings or ViewSettings()
+    source = _CachedSource(source or _default_source)
+    duration = duration or audio_duration
+    sr = SAMPLING_RATE
+    first, last = int(round(clip["start"] * sr)), int(round(clip["end"] * sr))
+    n = last - first
+    s = view_seed(seed, clip["file"], first, view)
+    params = {"file": clip["file"], "start": clip["start"], "end": clip["end"], "samples": n, "seed": s}
+    if view == 0:
+        return params, render_view(params, source)
+
+    rng = np.random.default_rng(s)
+    low = max(int(round(clip["region_start"] * sr)), first - int(settings.shift * n))
+    high = min(int(round(clip["region_end"] * sr)) - n, first + int(settings.shift * n))
+    begin = int(rng.integers(low, high + 1)) if high > low else first
+    params.update(start=begin / sr, end=(begin + n) / sr)
+    gain = 10 ** (rng.uniform(*settings.gain_db) / 20)
+    params["gain"] = gain
+    signal_energy = _energy(_fit(_read(source, params), n)) * gain**2
+
+    if partners and rng.random() < settings.mix_prob:
+        snr = float(rng.uniform(*settings.mix_snr_db))
+        for _ in range(8):  # a bad or too-short partner: draw another
+            file, start, end = partners[int(rng.integers(len(partners)))]
+            if str(file) == str(clip["file"]):
+                continue
+            try:
+                region = (start or 0.0, end if end is not None else duration(file))
+                a, b = _random_stretch(rng, region[1] - region[0], n)
+                mix = {"file": str(file), "start": region[0] + a, "end": region[0] + b, "snr_db": snr}
+                partner = _fit(_read(source, mix), n)
+            except AudioError:
+                continue
+            mix["gain"] = _gain_for_snr(signal_energy, partner, snr)
+            params["mix"] = mix
+            signal_energy = _energy(_fit(_read(source, params), n) * np.float32(gain) + partner * np.float32(mix["gain"]))
+            break
+
+    if rng.random() < settings.noise_prob:
+        snr = float(rng.uniform(*settings.noise_snr_db))
+        noise = None
+        for _ in range(8 if noise_files else 0):
+            file = noise_files[int(rng.integers(len(noise_files)))]
+            try:
+                a, b = _random_stretch(rng, duration(file), n)
+                noise = {"file": str(file), "start": a, "end": b, "snr_db": snr}
+                z = _fit(_read(source, noise), n, tile=True)
+                break
+            except AudioError:
+                noise = None
+        if noise is None:
+            noise = {"colour": NOISE_COLOURS[int(rng.integers(len(NOISE_COLOURS)))], "seed": int(rng.integers(2**63)), "snr_db": snr}
+            z = generated_noise(noise["colour"], noise["seed"], n)
+        noise["gain"] = _gain_for_snr(signal_energy, z, snr)
+        params["noise"] = noise
+    return params, render_view(params, source)
