@@ -42,3 +42,34 @@ def make_audio_dir(tmp_path):
         return folder
 
     return make
+
+
+MSP_SPLITS = {"Train": 6, "Development": 6, "Test1": 24, "Test2": 6, "Test3": 4}
+
+
+@pytest.fixture
+def make_msp_podcast(tmp_path):
+    """Factory: ``make_msp_podcast(version="1.11", splits=MSP_SPLITS)`` writes an MSP-Podcast-shaped
+    corpus (``MSP-PODCAST-<version>/Audios/*.wav``, ``Labels/labels_consensus.csv`` with every
+    column, 1..7 ratings, 3 speakers, both genders, Test3 without ratings) and returns its root."""
+
+    def make(version: str = "1.11", splits: dict = MSP_SPLITS, seconds=(0.4, 1.0)):
+        import pandas as pd
+
+        root = tmp_path / f"MSP-PODCAST-{version}"
+        (root / "Audios").mkdir(parents=True)
+        (root / "Labels").mkdir()
+        rng = np.random.default_rng(7)
+        rows = []
+        for split, count in splits.items():
+            for _ in range(count):
+                i = len(rows)
+                name = f"MSP-PODCAST_{i // 10:04d}_{i % 10:04d}.wav"
+                sf.write(root / "Audios" / name, synth_speech(rng.uniform(*seconds), 1000 + i), SR, subtype="PCM_16")
+                act, val, dom = (np.nan,) * 3 if split == "Test3" else np.round(rng.uniform(1, 7, 3), 1)
+                rows.append({"FileName": name, "EmoClass": "N", "EmoAct": act, "EmoVal": val, "EmoDom": dom,
+                             "SpkrID": i % 3, "Gender": ("Male", "Female")[i % 2], "Split_Set": split})
+        pd.DataFrame(rows).to_csv(root / "Labels" / "labels_consensus.csv", index=False)
+        return root
+
+    return make
