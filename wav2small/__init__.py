@@ -1,6 +1,8 @@
 """wav2small: distil large speech-emotion models into tiny students (arousal, dominance, valence)."""
 
 from .audio import AudioError, load_audio
+from .corpora import Corpus, csv_corpus, label_store_corpus, msp_podcast, open_corpus
+from .evaluate import Evaluation, evaluate
 from .labels import LabelStore
 from .metrics import concordance_cc, mean_absolute_error, pearson_cc
 from .models import Student, Wav2Small, create_student, list_students
@@ -11,19 +13,26 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AudioError",
+    "Corpus",
     "DawnTeacher",
     "EnsembleTeacher",
+    "Evaluation",
     "LabelStore",
     "OdysseyTeacher",
     "Student",
     "Wav2Small",
     "concordance_cc",
     "create_student",
+    "csv_corpus",
+    "evaluate",
+    "label_store_corpus",
     "list_students",
     "load_audio",
     "load_model",
     "load_teacher",
     "mean_absolute_error",
+    "msp_podcast",
+    "open_corpus",
     "pearson_cc",
     "predict",
 ]

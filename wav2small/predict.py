@@ -79,7 +79,10 @@ def load_model(model=DEFAULT_MODEL, *, device="cpu"):
     if path.is_dir() and (path / "model.onnx").exists() and not (path / "model.safetensors").exists():
         return OnnxPredictor(path / "model.onnx", device=device)
     from .hub import resolve_pretrained
+    from .teachers import ALIASES, load_teacher
 
+    if not path.exists() and (str(model) in ALIASES or "+" in str(model)):  # "dawn", "dawn+odyssey", "dirA+dirB"
+        return TorchPredictor(load_teacher(str(model)), device=device)
     folder = resolve_pretrained(model, allow_patterns=("config.json",))
     config_path = folder / "config.json"
     raw = json.loads(config_path.read_text()) if config_path.exists() else {}
@@ -87,8 +90,6 @@ def load_model(model=DEFAULT_MODEL, *, device="cpu"):
         from .models import Student
 
         return TorchPredictor(Student.from_pretrained(model), device=device)
-    from .teachers import load_teacher
-
     return TorchPredictor(load_teacher(model), device=device)
 
 
