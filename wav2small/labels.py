@@ -158,7 +158,7 @@ def crop_positions(first: int, last: int, crop: int) -> list[tuple[int, int]]:
     length = last - first
     if length <= crop:
         return [(first, last)]
-    count = max(1, int(round(length / crop)))
+    count = max(1, int(length / crop + 0.5))  # halves round up
     if count == 1:
         begin = first + (length - crop) // 2
         return [(begin, begin + crop)]

@@ -1,0 +1,207 @@
+"""Teachers: tiny random Dawn / Odyssey / generic checkpoints in the published folder formats load
+strictly and compute what REFERENCE §3 describes; ensembles combine by weight; aliases resolve offline."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+
+from wav2small.teachers import (
+    AudioClassificationTeacher,
+    DawnTeacher,
+    EnsembleTeacher,
+    OdysseyTeacher,
+    load_teacher,
+    save_tiny_teacher,
+)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("teachers")
+    return {"dawn": save_tiny_teacher(root / "dawn", "dawn", seed=0), "odyssey": save_tiny_teacher(root / "odyssey", "odyssey", seed=1)}
+
+
+def waves(batch=3, samples=8000, seed=0):
+    return torch.from_numpy(np.random.default_rng(seed).normal(0, 0.1, (batch, samples)).astype(np.float32))
+
+
+def test_dawn_folder_has_the_published_names_and_loads_strictly(tiny):
+    config = json.loads((tiny["dawn"] / "config.json").read_text())
+    assert config["architectures"] == ["Wav2Vec2ForSpeechClassification"]
+    assert config["id2label"] == {"0": "arousal", "1": "dominance", "2": "valence"}
+    keys = set(load_file(str(tiny["dawn"] / "model.safetensors")))
+    assert {"classifier.dense.weight", "classifier.dense.bias", "classifier.out_proj.weight", "classifier.out_proj.bias"} <= keys
+    assert all(k.startswith(("wav2vec2.", "classifier.")) for k in keys)
+    teacher = DawnTeacher.from_pretrained(tiny["dawn"])
+    assert set(teacher.state_dict()) == keys  # no missing, no unexpected keys
+
+
+def test_dawn_equals_the_reference_forward(tiny):
+    teacher = load_teacher(tiny["dawn"])
+    state = load_file(str(tiny["dawn"] / "model.safetensors"))
+    x = waves()
+    with torch.inference_mode():
+        normalised = (x - x.mean(1, keepdim=True)) / torch.sqrt(x.var(1, keepdim=True, unbiased=False) + 1e-7)
+        pooled = teacher.wav2vec2(normalised).last_hidden_state.mean(dim=1)
+        hidden = torch.tanh(F.linear(pooled, state["classifier.dense.weight"], state["classifier.dense.bias"]))
+        expected = F.linear(hidden, state["classifier.out_proj.weight"], state["classifier.out_proj.bias"])
+        torch.testing.assert_close(teacher(x), expected, rtol=1e-5, atol=1e-6)
+        # per-utterance normalisation: the input gain does not matter
+        torch.testing.assert_close(teacher(3 * x), teacher(x), rtol=1e-4, atol=1e-5)
+
+
+def test_odyssey_folder_has_the_published_names_and_config(tiny):
+    config = json.loads((tiny["odyssey"] / "config.json").read_text())
+    assert config["model_type"] == "ser" and config["architectures"] == ["SERModel"]
+    assert config["ssl_type"] == "microsoft/wavlm-large"
+    keys = set(load_file(str(tiny["odyssey"] / "model.safetensors")))
+    assert {"pool_model.sap_linear.weight", "pool_model.sap_linear.bias", "pool_model.attention", "ser_model.fc.0.0.weight",
+            "ser_model.fc.0.0.bias", "ser_model.fc.0.1.weight", "ser_model.fc.0.1.bias", "ser_model.out.0.weight",
+            "ser_model.out.0.bias"} <= keys
+    assert all(k.startswith(("ssl_model.", "pool_model.", "ser_model.")) for k in keys)
+    teacher = OdysseyTeacher.from_pretrained(tiny["odyssey"])
+    assert set(teacher.state_dict()) == keys
+
+
+def test_odyssey_equals_the_reference_forward_with_constants_from_config(tiny, tmp_path):
+    # change the constants in config.json: the teacher must read them from there
+    folder = tmp_path / "odyssey"
+    folder.mkdir()
+    config = json.loads((tiny["odyssey"] / "config.json").read_text())
+    config.update(mean=0.01, std=0.2)
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "model.safetensors").write_bytes((tiny["odyssey"] / "model.safetensors").read_bytes())
+    teacher = load_teacher(folder)
+    assert isinstance(teacher, OdysseyTeacher)
+    s = load_file(str(folder / "model.safetensors"))
+    x = waves(seed=1)
+    with torch.inference_mode():
+        h = teacher.ssl_model((x - 0.01) / (0.2 + 1e-6)).last_hidden_state  # (B, T, D)
+        w = torch.softmax(torch.tanh(F.linear(h, s["pool_model.sap_linear.weight"], s["pool_model.sap_linear.bias"])) @ s["pool_model.attention"], dim=1)
+        mu = (w * h).sum(1)
+        sigma = ((w * h**2).sum(1) - mu**2).clamp(min=1e-5).sqrt()
+        z = F.linear(torch.cat([mu, sigma], -1), s["ser_model.fc.0.0.weight"], s["ser_model.fc.0.0.bias"])
+        z = F.relu(F.layer_norm(z, z.shape[-1:], s["ser_model.fc.0.1.weight"], s["ser_model.fc.0.1.bias"]))
+        expected = F.linear(z, s["ser_model.out.0.weight"], s["ser_model.out.0.bias"])
+        torch.testing.assert_close(teacher(x), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_legacy_weight_norm_names_in_pytorch_model_bin_load(tiny, tmp_path):
+    # checkpoints saved before torch's parametrized weight_norm (the published ones) name g and v
+    state = load_file(str(tiny["dawn"] / "model.safetensors"))
+    legacy = {k.replace("parametrizations.weight.original0", "weight_g").replace("parametrizations.weight.original1", "weight_v"): v
+              for k, v in state.items()}
+    assert any(k.endswith("weight_g") for k in legacy)
+    folder = tmp_path / "legacy"
+    folder.mkdir()
+    torch.save(legacy, folder / "pytorch_model.bin")
+    (folder / "config.json").write_text((tiny["dawn"] / "config.json").read_text())
+    x = waves(2)
+    with torch.inference_mode():
+        torch.testing.assert_close(load_teacher(folder)(x), load_teacher(tiny["dawn"])(x))
+
+
+def test_a_checkpoint_that_does_not_fit_is_refused_with_the_key(tiny, tmp_path):
+    from safetensors.torch import save_file
+
+    state = load_file(str(tiny["dawn"] / "model.safetensors"))
+    state["classifier.extra.weight"] = torch.zeros(2)
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    save_file(state, str(folder / "model.safetensors"))
+    (folder / "config.json").write_text((tiny["dawn"] / "config.json").read_text())
+    with pytest.raises(ValueError, match="classifier.extra.weight"):
+        load_teacher(folder)
+
+
+def test_batch_of_equal_length_clips_equals_one_by_one(tiny):
+    teacher = load_teacher([tiny["dawn"], tiny["odyssey"]])
+    x = waves(4, 6000, seed=2)
+    with torch.inference_mode():
+        together = teacher(x)
+        alone = torch.cat([teacher(x[i : i + 1]) for i in range(len(x))])
+    torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-6)
+
+
+def test_ensemble_weights_members_and_no_clipping(tiny):
+    equal = load_teacher(f"{tiny['dawn']}+{tiny['odyssey']}")
+    weighted = load_teacher([tiny["dawn"], tiny["odyssey"]], weights=[3, 1])
+    assert isinstance(equal, EnsembleTeacher) and equal.name == "dawn+odyssey"
+    x = waves(3, 8000, seed=3)
+    with torch.inference_mode():
+        members = equal.forward_members(x)
+        assert list(members) == ["dawn", "odyssey"]
+        torch.testing.assert_close(equal(x), (members["dawn"] + members["odyssey"]) / 2)
+        torch.testing.assert_close(weighted(x), 0.75 * members["dawn"] + 0.25 * members["odyssey"])
+        combined = equal(x)
+    assert ((combined < 0) | (combined > 1)).any()  # random teachers leave 0..1: nothing clips them
+    assert equal.min_samples == 400
+    assert [m["name"] for m in equal.describe()["members"]] == ["dawn", "odyssey"]
+    with pytest.raises(ValueError, match="weights"):
+        load_teacher([tiny["dawn"], tiny["odyssey"]], weights=[1])
+
+
+def test_single_teacher_is_its_own_member_and_rejects_too_short_input(tiny):
+    teacher = load_teacher(tiny["dawn"])
+    x = waves(2, 4000)
+    with torch.inference_mode():
+        members = teacher.forward_members(x)
+        assert list(members) == [teacher.name]
+        torch.testing.assert_close(members[teacher.name], teacher(x))
+        with pytest.raises(ValueError, match="400"):
+            teacher(waves(1, 399))
+
+
+def test_generic_audio_classification_teacher_maps_outputs_by_name(tmp_path):
+    from transformers import Wav2Vec2Config, Wav2Vec2ForSequenceClassification
+
+    labels = {0: "valence", 1: "Arousal", 2: "dominance"}
+    config = Wav2Vec2Config(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, conv_dim=(16,) * 7,
+                            num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, classifier_proj_size=8,
+                            num_labels=3, id2label=labels, label2id={v: k for k, v in labels.items()})
+    torch.manual_seed(0)
+    model = Wav2Vec2ForSequenceClassification(config).eval()
+    model.save_pretrained(tmp_path / "generic")
+    teacher = load_teacher(tmp_path / "generic")
+    assert isinstance(teacher, AudioClassificationTeacher)
+    x = waves(2, 8000, seed=4)
+    with torch.inference_mode():
+        normalised = (x - x.mean(1, keepdim=True)) / torch.sqrt(x.var(1, keepdim=True, unbiased=False) + 1e-7)
+        logits = model(normalised).logits
+        torch.testing.assert_close(teacher(x), logits[:, [1, 2, 0]])
+
+    config.id2label, config.label2id = {0: "happy", 1: "sad", 2: "angry"}, {"happy": 0, "sad": 1, "angry": 2}
+    Wav2Vec2ForSequenceClassification(config).save_pretrained(tmp_path / "categorical")
+    with pytest.raises(ValueError, match="arousal, dominance and valence"):
+        load_teacher(tmp_path / "categorical")
+
+
+def test_aliases_resolve_from_the_hub_cache_with_the_revision(tiny, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    for kind, repo in (("dawn", "audeering/wav2vec2-large-robust-12-ft-emotion-msp-dim"),
+                       ("odyssey", "3loi/SER-Odyssey-Baseline-WavLM-Multi-Attributes")):
+        cached = tmp_path / f"models--{repo.replace('/', '--')}"
+        save_tiny_teacher(cached / "snapshots" / commit, kind)
+        (cached / "refs").mkdir()
+        (cached / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    teacher = load_teacher("dawn+odyssey")
+    assert [type(m) for m in teacher.members] == [DawnTeacher, OdysseyTeacher]
+    described = teacher.describe()["members"]
+    assert [m["name"] for m in described] == ["dawn", "odyssey"]
+    assert [m["revision"] for m in described] == [commit, commit]
+    assert described[0]["source"] == "audeering/wav2vec2-large-robust-12-ft-emotion-msp-dim"
+    assert "CC BY-NC-SA" in described[0]["licence"] and "MIT" in described[1]["licence"]
+
+
+def test_missing_teacher_folder_says_so(tmp_path):
+    with pytest.raises(OSError, match="no such model folder"):
+        load_teacher(tmp_path / "nothing-here")
