@@ -43,6 +43,19 @@ def test_msp_test3_rows_without_ratings_are_left_out_and_counted(make_msp_podcas
     assert corpus.info["n_unrated"] == MSP_SPLITS["Test3"] == corpus.info["n_in_split"]
 
 
+def test_msp_unrated_rows_on_request_and_unknown_speakers(make_msp_podcast):
+    root = make_msp_podcast(splits={"Test1": 4, "Test3": 3})
+    label_file = root / "Labels" / "labels_consensus.csv"
+    table = pd.read_csv(label_file)
+    table["SpkrID"] = table["SpkrID"].astype(str)
+    table.loc[0, "SpkrID"] = "Unknown"
+    table.to_csv(label_file, index=False)
+    speakers = msp_podcast(root, split="Test1").clips["speaker"]
+    assert speakers.isna().tolist() == [True, False, False, False]
+    listed = msp_podcast(root, split="Test3", rated_only=False)
+    assert len(listed) == 3 and listed.clips["arousal"].isna().all() and listed.info["n_unrated"] == 3
+
+
 def test_msp_release_version_from_folder_or_flag(make_msp_podcast, tmp_path):
     root = make_msp_podcast(version="1.12", splits={"Test1": 2})
     assert msp_podcast(root).info["version"] == "1.12"

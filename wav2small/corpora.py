@@ -88,12 +88,13 @@ def msp_release(root) -> str | None:
     return match.group(1) if match else None
 
 
-def msp_podcast(root, *, split: str = "Test1", version: str | None = None) -> Corpus:
+def msp_podcast(root, *, split: str = "Test1", version: str | None = None, rated_only: bool = True) -> Corpus:
     """MSP-Podcast: ``root/Labels/labels_consensus.csv`` rows of ``split``, audio in ``root/Audios``.
 
     Ratings (1..7 means of EmoAct, EmoDom, EmoVal) map to 0..1 by (y - 1) / 6. Rows without
-    ratings (Test3 hides them) are left out and counted in ``info["n_unrated"]``. ``version``
-    defaults to the one in the folder name; the report records it.
+    ratings (Test3 hides them) are counted in ``info["n_unrated"]`` and left out, unless
+    ``rated_only`` is False (to list audio for a teacher to label). ``version`` defaults to the
+    one in the folder name; the report records it. Speaker "Unknown" counts as no speaker.
 
     >>> corpus = msp_podcast("MSP-PODCAST-1.11", split="Test1")  # doctest: +SKIP
     """
@@ -121,8 +122,13 @@ def msp_podcast(root, *, split: str = "Test1", version: str | None = None) -> Co
     if "Gender" in table.columns:
         clips["gender"] = table["Gender"].to_numpy()
     if "SpkrID" in table.columns:
-        clips["speaker"] = table["SpkrID"].astype(str).where(table["SpkrID"].notna()).to_numpy()
+        # "Unknown" is many speakers, not one: leave those clips out of the per-speaker breakdown
+        known = table["SpkrID"].notna() & (table["SpkrID"].astype(str) != "Unknown")
+        clips["speaker"] = table["SpkrID"].astype(str).where(known).to_numpy()
     name = f"MSP-Podcast {info['version']} {split}"
+    if not rated_only:
+        info["n_unrated"] = int(clips[list(LABELS)].isna().any(axis=1).sum())
+        return Corpus(name, clips, info)
     return Corpus(name, _drop_unrated(clips, info), info)
 
 

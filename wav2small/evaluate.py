@@ -301,9 +301,13 @@ class Evaluation:
         r, counts = self.report, self.report["counts"]
         corpus, settings = r["corpus"], r["settings"]
         lines = [f"# Evaluation on {corpus['name']}", ""]
-        for key in ("corpus", "version", "split", "target", "labels"):
+        for key in ("corpus", "version", "split", "target", "views", "labels"):
             if corpus.get(key) is not None:
                 lines.append(f"- {key}: {corpus[key]}")
+        teacher = (corpus.get("store") or {}).get("teacher")
+        if teacher:
+            lines.append(f"- teacher: {teacher.get('name') if isinstance(teacher, dict) else teacher}")
+        lines.append("- models: " + "; ".join(f"{m} = {r['models'][m]['spec']}" for m in self.models))
         lines += [
             f"- clips: {counts['n_listed']} listed, {counts['n_missing']} missing on disk, {counts['n_unreadable']} unreadable, "
             f"**{counts['n_evaluated']} evaluated**; {counts['n_unrated']} rows without ratings left out",
