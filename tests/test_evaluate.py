@@ -93,7 +93,7 @@ def test_bootstrap_interval_narrows_with_more_clips():
 
 
 def test_a_model_compared_with_itself_gives_ccc_1(make_msp_podcast, student_dir, tmp_path):
-    corpus = msp_podcast(make_msp_podcast(), split="Test2")
+    corpus = msp_podcast(make_msp_podcast(seconds=(0.5, 0.5)), split="Test2")
     own = wav2small.predict(list(corpus.clips["file"]), model=student_dir).reset_index()
     own["start"], own["end"] = own["start"].dt.total_seconds(), own["end"].dt.total_seconds()
     own.to_csv(tmp_path / "own.csv", index=False)  # the shape `wav2small predict -o` writes
@@ -106,7 +106,7 @@ def test_a_model_compared_with_itself_gives_ccc_1(make_msp_podcast, student_dir,
 
 
 def test_models_share_one_reading_of_each_clip(make_msp_podcast, student_dir):
-    corpus = msp_podcast(make_msp_podcast(), split="Test2")
+    corpus = msp_podcast(make_msp_podcast(seconds=(0.5, 0.5)), split="Test2")  # 6 clips in batches of 4 and 2
     reads = []
     plain_read = corpus.read
     corpus.read = lambda row: reads.append(row["file"]) or plain_read(row)

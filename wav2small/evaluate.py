@@ -21,6 +21,7 @@ from .corpora import LABELS, Corpus
 from .metrics import concordance_cc, mean_absolute_error, pearson_cc
 from .predict import _EqualLengthBatcher, load_model
 
+MISSING = "file not found"
 METRICS = {"ccc": concordance_cc, "pearson": pearson_cc, "mae": mean_absolute_error}
 COLUMNS = (*LABELS, "mean")
 
@@ -123,7 +124,7 @@ def predict_corpus(corpus: Corpus, predictors: dict, *, batch_size: int = 16, pr
     errors = {}
     for i, row in enumerate(tqdm(corpus.clips.to_dict("records"), desc="evaluate", unit="clip", disable=not progress)):
         if not Path(row["file"]).exists():
-            errors[i] = "file not found"
+            errors[i] = MISSING
             continue
         try:
             clip = corpus.read(row)
@@ -221,6 +222,8 @@ def evaluate(
         raise ValueError("no model to evaluate")
     if limit is not None:
         corpus = Corpus(corpus.name, corpus.clips.head(int(limit)).reset_index(drop=True), corpus.info, corpus.read)
+    if corpus.clips[list(LABELS)].isna().any(axis=None):
+        raise ValueError(f"{corpus.name}: some clips have no truth; open the corpus with its unrated rows left out")
     if not len(corpus):
         raise ValueError(f"{corpus.name}: no rated clips to score ({corpus.info.get('n_unrated', 0)} rows without ratings were left out)")
     predictors = {name: load_model(spec, device=device) for name, spec in named.items()}
@@ -229,8 +232,8 @@ def evaluate(
     seconds = time.perf_counter() - began
 
     clips = corpus.clips
-    missing = sorted(i for i, reason in errors.items() if reason == "file not found")
-    unreadable = sorted(i for i, reason in errors.items() if reason != "file not found")
+    missing = sorted(i for i, reason in errors.items() if reason == MISSING)
+    unreadable = sorted(i for i, reason in errors.items() if reason != MISSING)
     scored = np.array([i not in errors for i in range(len(clips))])
     _warn_left_out(corpus, clips, missing, unreadable)
 
@@ -334,7 +337,7 @@ class Evaluation:
             lines.append("")
         if r["missing"] or r["unreadable"]:
             lines += ["## Clips left out", ""]
-            lines += [f"- {file}: file not found" for file in r["missing"][:20]]
+            lines += [f"- {file}: {MISSING}" for file in r["missing"][:20]]
             lines += [f"- {e['file']}: {e['reason']}" for e in r["unreadable"][:20]]
             if len(r["missing"]) > 20 or len(r["unreadable"]) > 20:
                 lines.append("- ... (all of them in report.json)")
