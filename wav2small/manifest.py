@@ -1,9 +1,10 @@
-"""Stage 0 of distillation: the list of clips to label, from an audio folder or an MSP-Podcast root,
-with each file's duration read from its header and unreadable files set aside with the reason.
+"""Stage 0 of distillation: which clips to learn from and which to hold out for the final test,
+from an audio folder or an MSP-Podcast root, with unreadable files set aside with the reason.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pandas as pd
@@ -17,12 +18,19 @@ def is_msp_podcast(root) -> bool:
     return (Path(root) / MSP_LABEL_FILE).is_file()
 
 
-def write_manifest(source, out, *, splits=("Train",), progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Write ``out`` (CSV: file, duration in seconds) for every readable audio file of ``source``.
+def _held_out(file: str, fraction: float) -> bool:
+    """Deterministic, order-free choice of a file for the test part (by a hash of its name)."""
+    digest = hashlib.sha1(Path(file).name.encode()).digest()
+    return int.from_bytes(digest[:4], "big") / 2**32 < fraction
 
-    ``source`` is a folder of audio (searched recursively) or an MSP-Podcast root, whose ``splits``
-    are taken (labels are not needed: the teacher writes them). Unreadable files go to
-    ``<out stem>.errors.csv`` (file, reason). Returns (manifest, errors).
+
+def write_manifests(source, out_dir, *, splits=("Train",), test_split="Test1", test_fraction: float = 0.1,
+                    progress: bool = True) -> dict[str, pd.DataFrame]:
+    """Write ``train.csv`` and ``test.csv`` (file, duration in seconds) and ``errors.csv`` (file, reason).
+
+    ``source`` is a folder of audio (searched recursively; ``test_fraction`` of the files, chosen
+    by a hash of the file name, are held out) or an MSP-Podcast root (train = ``splits``, test =
+    ``test_split``; ratings are not needed: the teacher writes the labels).
     """
     from tqdm.auto import tqdm
 
@@ -30,23 +38,28 @@ def write_manifest(source, out, *, splits=("Train",), progress: bool = True) -> 
     if is_msp_podcast(source):
         from .corpora import msp_podcast
 
-        files = [f for split in splits for f in msp_podcast(source, split=split).clips["file"]]
+        parts = {"train": [f for split in splits for f in msp_podcast(source, split=split, rated_only=False).clips["file"]],
+                 "test": list(msp_podcast(source, split=test_split, rated_only=False).clips["file"])}
     elif source.is_dir():
         files = [str(f.resolve()) for f in find_audio_files(source)]
+        parts = {"train": [f for f in files if not _held_out(f, test_fraction)],
+                 "test": [f for f in files if _held_out(f, test_fraction)]}
     else:
         raise FileNotFoundError(f"{source}: neither an audio folder nor an MSP-Podcast root")
-    if not files:
-        raise ValueError(f"{source}: no audio files found")
-    rows, errors = [], []
-    for file in tqdm(files, desc="prepare", unit="file", disable=not progress):
-        try:
-            rows.append((file, audio_duration(file)))
-        except AudioError as error:
-            errors.append((file, error.problem))
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    manifest = pd.DataFrame(rows, columns=["file", "duration"])
-    failed = pd.DataFrame(errors, columns=["file", "reason"])
-    manifest.to_csv(out, index=False)
-    failed.to_csv(out.with_suffix(".errors.csv"), index=False)
-    return manifest, failed
+    if not parts["train"]:
+        raise ValueError(f"{source}: no audio files found to train on")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tables, errors = {}, []
+    for part, files in parts.items():
+        rows = []
+        for file in tqdm(files, desc=f"prepare {part}", unit="file", disable=not progress):
+            try:
+                rows.append((file, audio_duration(file)))
+            except AudioError as error:
+                errors.append((file, error.problem))
+        tables[part] = pd.DataFrame(rows, columns=["file", "duration"])
+        tables[part].to_csv(out_dir / f"{part}.csv", index=False)
+    tables["errors"] = pd.DataFrame(errors, columns=["file", "reason"])
+    tables["errors"].to_csv(out_dir / "errors.csv", index=False)
+    return tables
