@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 import uuid
 from collections import deque
@@ -21,14 +20,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .audio import SAMPLING_RATE, AudioError, audio_duration, find_audio_files, read_segment
+from .audio import SAMPLING_RATE, AudioError, audio_duration, find_audio_files
 from .teachers import LABELS
 from .views import ViewSettings, make_view
 
 METADATA_FILE = "metadata.json"
 FORMAT = "wav2small-labels/1"
 # Settings that must agree between a store and a job that resumes it.
-_RESUME_KEYS = ("format", "teacher_spec", "teacher", "crop_dur", "views", "view_settings", "seed", "noise_files", "sampling_rate")
+_RESUME_KEYS = ("format", "teacher", "crop_dur", "views", "view_settings", "seed", "noise_files", "sampling_rate")
 
 
 class LabelStore:
@@ -205,6 +204,97 @@ def _package_version() -> str:
     return __version__
 
 
+def _clips_of(segment, *, crop: int, min_samples: int) -> list[dict]:
+    """The crops of one input segment (from the file header only), as clip dicts in seconds."""
+    file, start, end = segment
+    sr = SAMPLING_RATE
+    total = int(round(audio_duration(file) * sr))
+    first = 0 if start is None else int(round(start * sr))
+    last = total if end is None else min(total, int(round(end * sr)))
+    if last - first < min_samples:
+        raise AudioError(file, f"too short: {max(0, last - first)} samples in {first / sr:.3f}-{last / sr:.3f} s, "
+                               f"the teacher needs {min_samples}")
+    return [{"file": file, "start": a / sr, "end": b / sr, "region_start": first / sr, "region_end": last / sr}
+            for a, b in crop_positions(first, last, crop)]
+
+
+def _key(clip) -> tuple[str, int, int]:
+    return clip["file"], int(round(clip["start"] * SAMPLING_RATE)), int(round(clip["end"] * SAMPLING_RATE))
+
+
+class _Labeller:
+    """Runs the teacher on views in batches of equal length and writes clips whose views are all
+    labelled to the store, ``shard_size`` clips per shard, with the errors seen so far."""
+
+    def __init__(self, teacher, store: LabelStore, *, views: int, batch_size: int, shard_size: int, rank: int, device, bar):
+        self.teacher, self.store, self.rank, self.device, self.bar = teacher, store, rank, device, bar
+        self.views, self.batch_size, self.shard_size = views, batch_size, shard_size
+        self.waiting: dict[int, list] = {}  # clip index -> rows of the views labelled so far
+        self.pending: dict[int, list] = {}  # samples -> [(clip, view, params, audio)] not yet run
+        self.finished: list[dict] = []  # rows of clips with every view labelled
+        self.errors: list[tuple[str, str]] = []
+        self.counts = {"clips": 0, "rows": 0, "shards": 0, "errors": 0}
+
+    def add(self, index: int, clip: dict, drawn):
+        self.waiting[index] = []
+        for view, (params, audio) in enumerate(drawn):
+            self.pending.setdefault(len(audio), []).append((index, clip, view, params, audio))
+        for length, items in self.pending.items():
+            while len(items) >= self.batch_size:
+                self._run(items[: self.batch_size])
+                del items[: self.batch_size]
+        if sum(map(len, self.pending.values())) > 4 * self.batch_size:  # odd lengths (short files): do not hoard them
+            for length in sorted(self.pending, key=lambda k: len(self.pending[k])):
+                self._run(self.pending.pop(length))
+                if sum(map(len, self.pending.values())) <= 2 * self.batch_size:
+                    break
+        self._write()
+
+    def fail(self, file: str, reason: str):
+        self.errors.append((file, reason))
+        self.counts["errors"] += 1
+        self.bar.set_postfix(errors=self.counts["errors"], refresh=False)
+        self.bar.update(1)
+
+    def close(self):
+        for items in self.pending.values():
+            for i in range(0, len(items), self.batch_size):
+                self._run(items[i : i + self.batch_size])
+        self.pending = {}
+        self._write(force=True)
+
+    def _run(self, items):
+        import torch
+
+        batch = torch.from_numpy(np.stack([audio for *_, audio in items])).to(self.device)
+        with torch.inference_mode():
+            members = {name: out.float().cpu() for name, out in self.teacher.forward_members(batch).items()}
+            combined = self.teacher.combine(members).numpy()
+        for i, (index, clip, view, params, _) in enumerate(items):
+            row = {"file": clip["file"], "start": clip["start"], "end": clip["end"], "view": view, "params": json.dumps(params)}
+            row.update(zip(LABELS, combined[i].tolist()))
+            for name, out in members.items():
+                row.update((f"{name}.{label}", value) for label, value in zip(LABELS, out[i].tolist()))
+            self.waiting[index].append(row)
+            if len(self.waiting[index]) == self.views + 1:
+                self.finished.extend(sorted(self.waiting.pop(index), key=lambda r: r["view"]))
+                self.counts["clips"] += 1
+                self.bar.update(1)
+
+    def _write(self, force=False):
+        if self.finished and (force or len(self.finished) >= self.shard_size * (self.views + 1)):
+            frame = pd.DataFrame(self.finished)
+            for column in frame.columns[5:]:
+                frame[column] = frame[column].astype(np.float32)
+            self.store._write("labels", self.rank, frame)
+            self.counts["rows"] += len(frame)
+            self.counts["shards"] += 1
+            self.finished, force = [], True
+        if self.errors and force:
+            self.store._write("errors", self.rank, pd.DataFrame(self.errors, columns=["file", "reason"]))
+            self.errors = []
+
+
 def label_audio(
     inputs,
     teacher,
@@ -250,30 +340,33 @@ def label_audio(
         source: ``source(file, start, end)`` serving audio (default: read from disk).
 
     Returns:
-        Summary dict: clips and rows labelled now, clips skipped as already done, errors, seconds, clips/s.
+        Summary dict: ``clips`` and ``rows`` labelled now, ``skipped`` (clips already in the store),
+        ``errors`` (files the store lists as failed), ``seconds``, ``clips_per_s``, ``store_rows``.
+
+    >>> label_audio("Audios", "dawn+odyssey", "labels/msp", views=4, device="cuda")  # doctest: +SKIP
     """
-    import torch
     from tqdm.auto import tqdm
 
     from .teachers import load_teacher
 
     started = time.perf_counter()
     rank, world = _shard_from(shard)
-    source = source or read_segment
     settings = view_settings or ViewSettings()
-    sr = SAMPLING_RATE
-    crop = int(round(crop_dur * sr))
+    crop = int(round(crop_dur * SAMPLING_RATE))
     if crop <= 0 or views < 0 or batch_size < 1 or shard_size < 1:
         raise ValueError("crop_dur, batch_size and shard_size must be positive and views >= 0")
-
-    if str(device).startswith("cuda") and str(device) == "cuda" and "LOCAL_RANK" in os.environ:
+    if str(device) == "cuda" and "LOCAL_RANK" in os.environ:
         device = f"cuda:{os.environ['LOCAL_RANK']}"
     half = str(device).startswith("cuda") if half is None else half
-    spec = teacher if isinstance(teacher, str) else None
+    if isinstance(teacher, (str, os.PathLike)):
+        spec = str(teacher)
+    elif isinstance(teacher, (list, tuple)):
+        spec = "+".join(map(str, teacher))
+    else:
+        spec = None  # a loaded module
     teacher = load_teacher(teacher, device=device, weights=weights)
     if half:
         teacher = teacher.half()
-    members = [m.name for m in getattr(teacher, "members", [teacher])]
 
     segments = read_inputs(inputs)
     if not segments:
@@ -281,42 +374,33 @@ def label_audio(
     noise_files = [os.path.abspath(f) for f in find_audio_files(noise_dir)] if noise_dir else []
     store = LabelStore(out_dir)
     store._start({
-        "format": FORMAT, "teacher_spec": spec, "teacher": teacher.describe(), "members": members,
-        "labels": list(LABELS), "sampling_rate": sr, "crop_dur": crop / sr, "views": int(views),
-        "view_settings": settings.to_dict(), "seed": int(seed), "noise_dir": None if noise_dir is None else os.path.abspath(noise_dir),
-        "noise_files": noise_files, "precision": "float16" if half else "float32", "package_version": _package_version(),
+        "format": FORMAT, "teacher_spec": spec, "teacher": teacher.describe(),
+        "members": [m.name for m in getattr(teacher, "members", [teacher])], "labels": list(LABELS),
+        "sampling_rate": SAMPLING_RATE, "crop_dur": crop / SAMPLING_RATE, "views": int(views), "view_settings": settings.to_dict(),
+        "seed": int(seed), "noise_dir": None if noise_dir is None else os.path.abspath(noise_dir), "noise_files": noise_files,
+        "precision": "float16" if half else "float32", "package_version": _package_version(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     })
-    done = store.done()
-    mine = segments[rank::world]
-    errors: list[tuple[str, str]] = []
+    for stale in store.root.glob(f".*-r{rank:04d}-*.tmp"):  # a shard this rank was writing when it was killed
+        stale.unlink(missing_ok=True)
 
-    # 1. crops of this rank's segments (file headers only), leaving out clips already labelled
+    # 1. the crops of this rank's segments, from file headers, less those already labelled
     def scan(segment):
-        file, start, end = segment
         try:
-            total = int(round(audio_duration(file) * sr))
-            first = 0 if start is None else int(round(start * sr))
-            last = total if end is None else min(total, int(round(end * sr)))
-            if last - first < teacher.min_samples:
-                raise AudioError(file, f"too short: {max(0, last - first)} samples in {start or 0:.3f}-{last / sr:.3f} s, "
-                                       f"the teacher needs {teacher.min_samples}")
-            return [(file, a, b, first, last) for a, b in crop_positions(first, last, crop)], None
+            return _clips_of(segment, crop=crop, min_samples=teacher.min_samples), None
         except AudioError as error:
-            return [], (file, error.problem)
+            return [], (error.source, error.problem)
 
-    clips, skipped = [], 0
+    done, clips, scan_errors = store.done(), {}, []
+    mine = segments[rank::world]
     for found, error in tqdm(_prefetch(scan, mine, workers=max(workers, 4), depth=64), total=len(mine), desc="scan",
                              unit="file", disable=not progress, leave=False):
-        if error:
-            errors.append(error)
-        for file, a, b, first, last in found:
-            if (file, a, b) in done:
-                skipped += 1
-            else:
-                clips.append({"file": file, "start": a / sr, "end": b / sr, "region_start": first / sr, "region_end": last / sr})
+        scan_errors += [error] if error else []
+        clips.update((_key(c), c) for c in found)  # overlapping manifest segments may repeat a crop
+    skipped = sum(key in done for key in clips)
+    clips = [c for key, c in clips.items() if key not in done]
 
-    # 2. views of each clip, read and augmented ahead of the teacher
+    # 2. views of each clip, read and augmented on worker threads ahead of the teacher
     partners = segments if views else []
 
     def prepare(item):
@@ -324,81 +408,27 @@ def label_audio(
         try:
             drawn = [make_view(clip, v, seed=seed, settings=settings, partners=partners, noise_files=noise_files, source=source)
                      for v in range(views + 1)]
-            return index, drawn, None
+            return index, clip, drawn, None
         except AudioError as error:
-            return index, None, (error.source, error.problem)
+            return index, clip, None, (error.source, error.problem)
         except Exception as error:  # a decoder failing in an unexpected way must not stop the job
-            return index, None, (clip["file"], f"{type(error).__name__}: {error}")
-
-    rows: list[dict] = []
-    outputs: dict[int, list] = {}  # clip index -> rows still waiting for some views
-    complete: list[dict] = []
-    pending: dict[int, list] = {}  # samples -> [(clip index, view, params, audio)]
-    labelled = {"clips": 0, "rows": 0, "shards": 0}
-
-    def run_batch(items):
-        batch = torch.from_numpy(np.stack([audio for *_, audio in items])).to(device)
-        with torch.inference_mode():
-            members = {k: v.float().cpu() for k, v in teacher.forward_members(batch).items()}
-            combined = teacher.combine(members).numpy()
-            per_member = {k: v.numpy() for k, v in members.items()}
-        for i, (index, view, params, _) in enumerate(items):
-            row = {"file": clips[index]["file"], "start": clips[index]["start"], "end": clips[index]["end"], "view": view,
-                   "params": json.dumps(params)}
-            row.update(zip(LABELS, combined[i].tolist()))
-            for name, values in per_member.items():
-                row.update({f"{name}.{label}": value for label, value in zip(LABELS, values[i].tolist())})
-            outputs[index].append(row)
-            if len(outputs[index]) == views + 1:
-                complete.extend(sorted(outputs.pop(index), key=lambda r: r["view"]))
-                labelled["clips"] += 1
-                bar.update(1)
-
-    def flush_shard(force=False):
-        """Write finished clips once a shard is full (or at the end), with the errors seen so far."""
-        nonlocal complete, errors
-        if complete and (force or len(complete) >= shard_size * (views + 1)):
-            frame = pd.DataFrame(complete)
-            for column in frame.columns[5:]:
-                frame[column] = frame[column].astype(np.float32)
-            store._write("labels", rank, frame)
-            labelled["rows"] += len(complete)
-            labelled["shards"] += 1
-            complete, force = [], True
-        if errors and force:
-            store._write("errors", rank, pd.DataFrame(errors, columns=["file", "reason"]))
-            errors = []
+            return index, clip, None, (clip["file"], f"{type(error).__name__}: {error}")
 
     depth = max(2 * batch_size // (views + 1), 2 * workers, 4)
     with tqdm(total=len(clips), desc=f"label {rank}/{world}" if world > 1 else "label", unit="clip",
               disable=not progress, dynamic_ncols=True) as bar:
-        for index, drawn, error in _prefetch(prepare, enumerate(clips), workers=workers, depth=depth):
+        labeller = _Labeller(teacher, store, views=views, batch_size=batch_size, shard_size=shard_size, rank=rank,
+                             device=device, bar=bar)
+        labeller.errors += scan_errors
+        for index, clip, drawn, error in _prefetch(prepare, enumerate(clips), workers=workers, depth=depth):
             if error:
-                errors.append(error)
-                bar.set_postfix(errors=len(errors), refresh=False)
-                bar.update(1)
-                continue
-            outputs[index] = []
-            for view, (params, audio) in enumerate(drawn):
-                pending.setdefault(len(audio), []).append((index, view, params, audio))
-            for length in list(pending):
-                while len(pending[length]) >= batch_size:
-                    run_batch(pending[length][:batch_size])
-                    del pending[length][:batch_size]
-            if sum(len(v) for v in pending.values()) > 4 * batch_size:  # odd lengths (short files): do not hoard them
-                for length in sorted(pending, key=lambda k: len(pending[k])):
-                    run_batch(pending.pop(length))
-                    if sum(len(v) for v in pending.values()) <= 2 * batch_size:
-                        break
-            flush_shard()
-        for length in list(pending):
-            items = pending.pop(length)
-            for i in range(0, len(items), batch_size):
-                run_batch(items[i : i + batch_size])
-        flush_shard(force=True)
+                labeller.fail(*error)
+            else:
+                labeller.add(index, clip, drawn)
+        labeller.close()
 
     seconds = time.perf_counter() - started
-    failed = len(store.errors())
-    return {"rank": rank, "world": world, "clips": labelled["clips"], "rows": labelled["rows"], "shards": labelled["shards"],
-            "skipped": skipped, "errors": failed, "seconds": seconds, "clips_per_s": labelled["clips"] / max(seconds, 1e-9),
+    counts = labeller.counts
+    return {"rank": rank, "world": world, "clips": counts["clips"], "rows": counts["rows"], "shards": counts["shards"],
+            "skipped": skipped, "errors": len(store.errors()), "seconds": seconds, "clips_per_s": counts["clips"] / max(seconds, 1e-9),
             "store_rows": len(store.read(columns=["view"]))}

@@ -1,0 +1,110 @@
+"""Throughput of `wav2small label` with a real-size Dawn architecture (random weights, no download):
+the full pipeline vs the bare model forward on preloaded tensors vs a naive one-file-at-a-time loop.
+
+    python bench/label_throughput.py --clips 200 --crop-dur 1.0 --batch-size 16
+
+Prints clips/s of each, the pipeline / bare-forward ratio (goal >= 0.9) and the speed-up of the
+pipeline over the naive loop (goal >= 1.5x). Clips are short by default so a run on a 2-core CPU
+takes a few minutes; the ratios, not the absolute rates, are the point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from wav2small.audio import SAMPLING_RATE, load_audio
+from wav2small.labels import LabelStore, crop_positions, label_audio
+from wav2small.teachers import DawnTeacher
+
+
+def dawn_architecture() -> DawnTeacher:
+    """wav2vec2-large-robust-12 with Dawn's head, as in the published config.json, random weights."""
+    from transformers import Wav2Vec2Config
+
+    config = Wav2Vec2Config(
+        hidden_size=1024, num_hidden_layers=12, num_attention_heads=16, intermediate_size=4096, conv_bias=True,
+        feat_extract_norm="layer", do_stable_layer_norm=True, num_labels=3,
+        id2label={0: "arousal", 1: "dominance", 2: "valence"}, label2id={"arousal": 0, "dominance": 1, "valence": 2},
+    )
+    torch.manual_seed(0)
+    return DawnTeacher(config).eval()
+
+
+def write_clips(folder: Path, count: int, crop_dur: float) -> list[Path]:
+    """Speech-like files a little longer than one crop (so each gives exactly one centred crop)."""
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for i in range(count):
+        n = int((crop_dur + rng.uniform(0.05, 0.4)) * SAMPLING_RATE)
+        t = np.arange(n) / SAMPLING_RATE
+        x = 0.1 * np.sin(2 * np.pi * rng.uniform(90, 250) * t) * (1 + np.sin(2 * np.pi * 4 * t)) + 0.01 * rng.normal(size=n)
+        files.append(folder / f"clip{i:05d}.wav")
+        sf.write(files[-1], x.astype(np.float32), SAMPLING_RATE, subtype="PCM_16")
+    return files
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clips", type=int, default=200)
+    parser.add_argument("--naive-clips", type=int, default=64, help="clips for the naive loop (its rate is per clip)")
+    parser.add_argument("--crop-dur", type=float, default=1.0)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+
+    teacher = dawn_architecture()
+    crop = int(args.crop_dur * SAMPLING_RATE)
+    print(f"Dawn architecture, random weights: {sum(p.numel() for p in teacher.parameters()) / 1e6:.0f}M parameters; "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.clips} clips of {args.crop_dur} s, "
+          f"batch {args.batch_size}, {args.workers} reader threads")
+    with tempfile.TemporaryDirectory() as tmp:
+        files = write_clips(Path(tmp) / "audio", args.clips, args.crop_dur)
+        with torch.inference_mode():  # warm-up: first calls allocate
+            teacher.forward_members(torch.zeros(args.batch_size, crop))
+
+        # 1. the full pipeline: scan, read, crop, batch, forward, write Parquet shards
+        start = time.perf_counter()
+        summary = label_audio(Path(tmp) / "audio", teacher, Path(tmp) / "labels", crop_dur=args.crop_dur,
+                              batch_size=args.batch_size, workers=args.workers, progress=False)
+        pipeline = summary["clips"] / (time.perf_counter() - start)
+        assert summary["clips"] == args.clips and len(LabelStore(Path(tmp) / "labels").read()) == args.clips
+
+        # 2. the bare forward on the same crops, preloaded
+        crops = []
+        for f in files:
+            x = load_audio(f)
+            ((a, b),) = crop_positions(0, len(x), crop)
+            crops.append(x[a:b])
+        batches = [torch.from_numpy(np.stack(crops[i : i + args.batch_size])) for i in range(0, len(crops), args.batch_size)]
+        start = time.perf_counter()
+        with torch.inference_mode():
+            for batch in batches:
+                teacher.forward_members(batch)
+        bare = len(crops) / (time.perf_counter() - start)
+
+        # 3. naive: load each file, take the same crop, run it alone
+        start = time.perf_counter()
+        with torch.inference_mode():
+            for f in files[: args.naive_clips]:
+                x = load_audio(f)
+                ((a, b),) = crop_positions(0, len(x), crop)
+                teacher(torch.from_numpy(x[a:b])[None])
+        naive = min(args.naive_clips, len(files)) / (time.perf_counter() - start)
+
+    print(f"full pipeline   {pipeline:7.2f} clips/s")
+    print(f"bare forward    {bare:7.2f} clips/s")
+    print(f"naive loop      {naive:7.2f} clips/s  (load one file, crop, forward alone)")
+    print(f"pipeline / bare forward = {pipeline / bare:.2f} (goal >= 0.9)")
+    print(f"speed-up over naive     = {pipeline / naive:.2f}x (goal >= 1.5x)")
+
+
+if __name__ == "__main__":
+    main()
