@@ -3,6 +3,7 @@
 from .audio import AudioError, load_audio
 from .corpora import Corpus, csv_corpus, label_store_corpus, msp_podcast, open_corpus
 from .evaluate import Evaluation, evaluate
+from .export import export_onnx
 from .labels import LabelStore
 from .metrics import concordance_cc, mean_absolute_error, pearson_cc
 from .models import Student, Wav2Small, create_student, list_students
@@ -25,6 +26,7 @@ __all__ = [
     "create_student",
     "csv_corpus",
     "evaluate",
+    "export_onnx",
     "label_store_corpus",
     "list_students",
     "load_audio",

@@ -34,21 +34,41 @@ class TorchPredictor:
 
 
 class OnnxPredictor:
-    """Runs an exported ``model.onnx`` (input ``signal`` (B, N) float32 -> (B, 3)) with onnxruntime."""
+    """Runs an exported model with onnxruntime: input ``signal`` (B, N) float32 at 16 kHz -> (B, 3).
 
-    def __init__(self, path, *, device="cpu", threads: int | None = None):
+    ``path`` is an ``.onnx`` file or an export folder (see :func:`wav2small.export_onnx`); in a
+    folder, ``precision`` picks ``model.onnx`` (``fp32``, the default) or ``model.int8.onnx``
+    (``int8``), and ``contract.json`` gives the shortest input. ``threads`` sets onnxruntime's
+    intra-op threads (default: its own choice).
+    """
+
+    def __init__(self, path, *, device="cpu", threads: int | None = None, precision: str = "fp32"):
         import onnxruntime as ort
 
-        self.path = Path(path)
+        path = Path(path)
+        contract = {}
+        if path.is_dir():
+            files = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+            if precision not in files:
+                raise ValueError(f"precision must be 'fp32' or 'int8', got {precision!r}")
+            if (path / "contract.json").exists():
+                contract = json.loads((path / "contract.json").read_text())
+            if not (path / files[precision]).exists():
+                raise FileNotFoundError(f"{path}: no {files[precision]} in the export folder (export with --int8 for int8)")
+            path = path / files[precision]
+        elif (path.parent / "contract.json").exists():
+            contract = json.loads((path.parent / "contract.json").read_text())
+        self.path = path
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if str(device).startswith("cuda") else ["CPUExecutionProvider"]
         available = set(ort.get_available_providers())
         self.session = ort.InferenceSession(str(self.path), options, providers=[p for p in providers if p in available])
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
-        self.min_samples = 64
+        self.min_samples = int(contract.get("input", {}).get("min_samples", 64))
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
@@ -77,7 +97,7 @@ def load_model(model=DEFAULT_MODEL, *, device="cpu"):
     if path.suffix == ".onnx" and path.is_file():
         return OnnxPredictor(path, device=device)
     if path.is_dir() and (path / "model.onnx").exists() and not (path / "model.safetensors").exists():
-        return OnnxPredictor(path / "model.onnx", device=device)
+        return OnnxPredictor(path, device=device)
     from .hub import resolve_pretrained
     from .teachers import ALIASES, load_teacher
 

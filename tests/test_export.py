@@ -1,0 +1,233 @@
+"""ONNX export: contract, fp32 and int8 parity, audonnx folder, footprint, CLI, every architecture."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import soundfile as sf
+import torch
+from conftest import synth_speech
+
+from wav2small import create_student, export_onnx, list_students, predict
+from wav2small.cli import main
+from wav2small.footprint import footprint
+from wav2small.models import Student
+from wav2small.models.registry import PRESETS
+from wav2small.predict import OnnxPredictor, TorchPredictor
+
+
+def acoustic_targets(clips) -> np.ndarray:
+    """Per clip: brightness (log spectral centroid), a pitch-like zero-crossing rate and noisiness
+    (spectral flatness), each mapped to mean 0.5 and spread 0.15 across clips: (N, 3)."""
+    rows = []
+    for x in clips:
+        frames = np.lib.stride_tricks.sliding_window_view(x, 512)[::256] * np.hanning(512)
+        power = np.abs(np.fft.rfft(frames, axis=1)) ** 2 + 1e-10
+        centroid = np.log((power * np.fft.rfftfreq(512, 1 / 16000)).sum(1) / power.sum(1)).mean()
+        zcr = np.mean(np.abs(np.diff(np.sign(x)))) / 2
+        flatness = (np.exp(np.log(power).mean(1)) / power.mean(1)).mean()
+        rows.append([centroid, zcr, flatness])
+    y = np.array(rows)
+    return (0.5 + 0.15 * (y - y.mean(0)) / y.std(0)).astype(np.float32)
+
+
+def fit_wav2small(model, clips):
+    """Make a random Wav2Small answer like a model: BatchNorm statistics from speech-like clips and
+    a ridge-regression head onto acoustic targets. Its outputs then spread across clips because of
+    the audio (a random model's barely move), so int8-versus-fp32 correlation means something."""
+    targets = acoustic_targets(clips)
+    batches = [torch.from_numpy(np.stack(clips[i:i + 8])) for i in range(0, len(clips), 8)]
+    for norm in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative average over the batches
+    features = []
+    hook = model.adv.register_forward_hook(lambda module, inputs, output: features.append(inputs[0]))
+    with torch.no_grad():
+        model.train()
+        for batch in batches:
+            model(batch)
+        model.eval()
+        features.clear()
+        for batch in batches:
+            model(batch)
+    hook.remove()
+    f = torch.cat(features).double()
+    mean, std = f.mean(0), f.std(0) + 1e-6
+    z = (f - mean) / std
+    y = torch.from_numpy(targets).double()
+    w = torch.linalg.solve(z.T @ z + len(z) * torch.eye(z.shape[1], dtype=z.dtype), z.T @ (y - y.mean(0)))
+    with torch.no_grad():
+        model.adv.weight.copy_((w / std[:, None]).T.float())
+        model.adv.bias.copy_((y.mean(0) - (mean / std) @ w).float())
+    return model
+
+
+@pytest.fixture(scope="module")
+def speech_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("speech")
+    rng = np.random.default_rng(3)
+    for i in range(24):
+        sf.write(folder / f"utt{i:03d}.wav", synth_speech(rng.uniform(1.0, 3.0), 700 + i), 16000, subtype="PCM_16")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def fitted_folder(tmp_path_factory):
+    """A Wav2Small checkpoint folder (the format training writes) that behaves like a model."""
+    torch.manual_seed(0)
+    model = fit_wav2small(create_student("wav2small"), [synth_speech(1.0, 300 + i) for i in range(24)])
+    return model.save_pretrained(tmp_path_factory.mktemp("fitted") / "best")
+
+
+@pytest.fixture(scope="module")
+def exported(fitted_folder, speech_dir, tmp_path_factory):
+    """``wav2small export CHECKPOINT --out DIR --int8 --calibration AUDIO`` with default settings."""
+    out = tmp_path_factory.mktemp("export") / "w2s"
+    rc = main(["export", str(fitted_folder), "--out", str(out), "--int8", "--calibration", str(speech_dir),
+               "--clip-seconds", "1", "--max-clips", "64"])
+    assert rc == 0
+    return out
+
+
+def test_export_folder_holds_models_contract_and_reports(exported):
+    for name in ("model.onnx", "model.int8.onnx", "model.yaml", "contract.json", "CONTRACT.md", "report.json",
+                 "footprint.json", "footprint.md"):
+        assert (exported / name).is_file(), name
+    contract = json.loads((exported / "contract.json").read_text())
+    assert contract["input"]["name"] == "signal" and contract["input"]["dtype"] == "float32"
+    assert contract["input"]["shape"] == ["batch", "samples"] and contract["input"]["sampling_rate"] == 16000
+    assert contract["input"]["min_samples"] == 64
+    assert contract["output"]["shape"] == ["batch", 3] and contract["output"]["labels"] == ["arousal", "dominance", "valence"]
+    graph = onnx.load(str(exported / "model.onnx")).graph
+    assert [d.dim_param for d in graph.input[0].type.tensor_type.shape.dim] == ["batch", "samples"]
+    assert graph.input[0].name == "signal" and graph.output[0].name == "adv"
+    report = json.loads((exported / "report.json").read_text())
+    assert report["fp32_parity"]["passed"] and report["fp32_parity"]["max_abs_diff"] <= 1e-4
+    cases = report["fp32_parity"]["cases"]
+    assert {c["batch"] for c in cases} == {1, 2, 3} and max(c["samples"] for c in cases) == 30 * 16000
+    q = report["int8"]
+    assert q["passed"] and q["clips"] >= 8
+    assert all(q["pearson"][k] >= 0.99 and q["ccc"][k] >= 0.98 for k in ("arousal", "dominance", "valence"))
+    data = q["data"]
+    assert data["held_out_files"] >= 1 and data["calibration_files"] >= 1
+    assert not set(data["held_out_file_list"]) & set(data["calibration_file_list"])  # never check on calibration audio
+    assert q["fp32_frontend_nodes"], "the front-end must be left in fp32"
+
+
+def test_stored_constants_are_generated_and_int8_is_smaller(exported):
+    fp32 = onnx.load(str(exported / "model.onnx"))
+    int8 = onnx.load(str(exported / "model.int8.onnx"))
+    for model in (fp32, int8):
+        shapes = [tuple(i.dims) for i in model.graph.initializer]
+        assert (33, 1, 64) not in shapes  # DFT kernels are computed in the graph, not stored
+        assert [tuple(s.dims) for s in model.graph.sparse_initializer] == [(33, 26)]  # the mel matrix, sparse
+    int8_values = sum(int(np.prod(i.dims)) for i in int8.graph.initializer if i.data_type == onnx.TensorProto.INT8)
+    layers = [m for m in create_student("wav2small").modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    assert int8_values == sum(m.weight.numel() for m in layers)  # every network weight is stored as int8
+    assert (exported / "model.int8.onnx").stat().st_size < 0.6 * (exported / "model.onnx").stat().st_size
+
+
+def test_predict_with_the_export_matches_torch(exported, fitted_folder, speech_dir):
+    student = Student.from_pretrained(fitted_folder)
+    files = sorted(speech_dir.glob("*.wav"))[:4]
+    by_onnx = predict(files, model=exported, win_dur=1.0)
+    by_torch = predict(files, model=student, win_dur=1.0)
+    assert list(by_onnx.columns) == ["arousal", "dominance", "valence"]
+    assert np.abs(by_onnx.to_numpy() - by_torch.to_numpy()).max() <= 1e-4
+    x = synth_speech(2.0, 5)
+    assert np.abs(predict(x, 16000, model=exported / "model.onnx") - predict(x, 16000, model=student)).max() <= 1e-4
+    int8 = OnnxPredictor(exported, precision="int8", threads=1)
+    assert int8.path.name == "model.int8.onnx"
+    batch = np.stack([synth_speech(1.5, s) for s in range(3)])
+    assert np.abs(int8(batch) - TorchPredictor(student)(batch)).max() < 0.1  # close, not equal
+    with pytest.raises(ValueError, match="precision"):
+        OnnxPredictor(exported, precision="fp16")
+
+
+def test_audonnx_loads_the_folder(exported, fitted_folder):
+    import audonnx
+    student = Student.from_pretrained(fitted_folder)
+    x = synth_speech(1.3, 11)
+    model = audonnx.load(str(exported))
+    assert model.labels() == ["arousal", "dominance", "valence"]
+    out = model(x, 16000)
+    assert out.shape == (1, 3)
+    assert np.abs(out - TorchPredictor(student)(x[None])).max() <= 1e-4
+    int8 = audonnx.load(str(exported), model_file="model.int8.yaml")
+    assert np.abs(int8(x, 16000) - out).max() < 0.1
+
+
+def test_footprint_counts_the_published_architecture(exported):
+    prints = json.loads((exported / "footprint.json").read_text())
+    fp32, int8 = prints["model.onnx"], prints["model.int8.onnx"]
+    # multiply-accumulates of Wav2Small (13 channels, 26 mels, 64/32 framing) for 5 s, by hand
+    c, frames = 13, (80000 - 64) // 32 + 1
+    pooled = (frames + 1) // 2
+    expected = (2 * 33 * 64 * frames + frames * 33 * 26 + frames * 26 * c * 9 + 2 * frames * 26 * c * c * 9
+                + 4 * pooled * 13 * c * c * 9 + 2 * pooled * 13 * c * c + c * c * 13 + 338 * 3)
+    assert fp32["macs"]["5s"] == expected == int8["macs"]["5s"]
+    assert fp32["macs_per_second"] == round(expected / 5)
+    # at least a conv's input and output (13 x frames x 26 fp32 each) are alive at once
+    assert fp32["peak_activation_bytes"]["5s"] >= 2 * 13 * frames * 26 * 4
+    assert fp32["peak_activation_bytes"]["5s"] > 4 * fp32["peak_activation_bytes"]["1s"]
+    assert int8["weights"]["bytes"] < fp32["weights"]["bytes"] / 3
+    assert fp32["file_bytes"] == (exported / "model.onnx").stat().st_size
+    table = (exported / "footprint.md").read_text()
+    assert "| Conv |" in table and "MACs per s of audio" in table
+
+
+def test_full_int8_activations_pass_the_check(fitted_folder, speech_dir, tmp_path):
+    report = export_onnx(fitted_folder, tmp_path / "all", int8=True, calibration=speech_dir, activations="all",
+                         per_channel=True, clip_seconds=1.0, max_clips=64)
+    q = report["int8"]
+    assert q["passed"] and len(q["int8_activation_nodes"]) == 10 and not q["int8_weight_only_nodes"]  # 7 convs, lin, sof, head
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "all" / "model.int8.onnx")).graph.node]
+    assert ops.count("QuantizeLinear") >= 10
+
+
+def test_failed_int8_check_exits_nonzero_with_the_numbers(fitted_folder, speech_dir, tmp_path, capsys):
+    out = tmp_path / "strict"
+    rc = main(["export", str(fitted_folder), "--out", str(out), "--int8", "--calibration", str(speech_dir),
+               "--clip-seconds", "1", "--max-clips", "40", "--min-pearson", "1.01"])  # no int8 model can pass
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "Pearson" in err and "CCC" in err and "held-out clips" in err
+    assert (out / "model.onnx").exists() and not (out / "model.int8.onnx").exists()
+    report = json.loads((out / "report.json").read_text())
+    assert report["int8"]["passed"] is False and 0.9 < report["int8"]["pearson"]["arousal"] <= 1
+
+
+def test_bad_calibration_input_is_reported(fitted_folder, tmp_path, make_audio_dir):
+    with pytest.raises(ValueError, match="calibration"):
+        export_onnx(fitted_folder, tmp_path / "a", int8=True)
+    one = make_audio_dir(1)
+    rc = main(["export", str(fitted_folder), "--out", str(tmp_path / "b"), "--int8", "--calibration", str(one)])
+    assert rc == 2  # a clear error, no traceback
+
+
+def _one_preset_per_architecture() -> list[str]:
+    seen, names = set(), []
+    for name in list_students():
+        if PRESETS[name][0] not in seen:
+            seen.add(PRESETS[name][0])
+            names.append(name)
+    return names
+
+
+@pytest.mark.parametrize("name", _one_preset_per_architecture())
+def test_every_architecture_exports_and_runs(name, tmp_path):
+    # a lighter check than the default 1-30 s cases (covered above), to keep MobileNets within the
+    # test budget; larger presets of an architecture share its code (bench/export_latency.py exports all)
+    student = create_student(name).eval()
+    report = export_onnx(student, tmp_path / name, checks=((2, 1.0),))
+    assert report["fp32_parity"]["passed"]
+    runner = OnnxPredictor(tmp_path / name)
+    x = np.stack([synth_speech(1.0, s) for s in range(2)])
+    assert runner(x).shape == (2, 3)
+    assert np.abs(runner(x) - TorchPredictor(student)(x)).max() <= 1e-4
+    shortest = np.random.default_rng(0).standard_normal((1, student.min_samples)).astype(np.float32)
+    assert np.abs(runner(shortest) - TorchPredictor(student)(shortest)).max() <= 1e-4  # the contract's minimum length
+    assert json.loads((tmp_path / name / "footprint.json").read_text())["model.onnx"]["macs_per_second"] > 0

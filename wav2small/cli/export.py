@@ -1,0 +1,72 @@
+"""Export a student to ONNX: fp32 model.onnx, optionally int8 model.int8.onnx, with checks and reports.
+
+MODEL is a preset name (wav2small, wav2small-72k, ...: untrained weights), a student folder
+(e.g. a training run's best/) or a hub id. DIR receives model.onnx (input `signal`: float32
+(batch, samples) of 16 kHz mono audio, any gain; output `adv`: (batch, 3) arousal, dominance,
+valence, nominally 0..1), model.yaml for audonnx, contract.json / CONTRACT.md, report.json and
+footprint.json / footprint.md (parameters, bytes, MACs per second of audio, activation memory).
+
+Every export checks fp32 ONNX against torch (max |difference| <= --atol over batches and 1-30 s
+inputs). With --int8 the network body is quantized (the log-mel front-end stays fp32), calibrated
+on --calibration audio; a part of those files is held out and int8 must reach Pearson and CCC
+with fp32 of at least --min-pearson / --min-ccc per dimension there. A failed check exits with
+status 1, prints the numbers and writes no failing model.
+
+example:
+  wav2small export runs/w2s/best --out export/w2s --int8 --calibration speech/
+"""
+
+from __future__ import annotations
+
+import sys
+
+HELP = "export a student to fp32 / int8 ONNX with parity checks and footprint report"
+
+
+def add_arguments(parser):
+    parser.add_argument("model", help="preset name, student folder or hub id")
+    parser.add_argument("--out", required=True, help="export folder to write")
+    parser.add_argument("--int8", action="store_true", help="also write the int8 model (needs --calibration)")
+    parser.add_argument("--calibration", help="audio folder or label store for int8 calibration and the held-out check")
+    parser.add_argument("--per-channel", action="store_true", help="one int8 weight scale per output channel")
+    parser.add_argument("--activations", choices=("auto", "all"), default="auto",
+                        help="int8 activations in layers with >= 16 channels (auto: where int8 kernels are faster) "
+                             "or in every body layer (all: for int8-only hardware) (default: %(default)s)")
+    parser.add_argument("--clip-seconds", type=float, default=2.0, help="calibration crop length in seconds (default: %(default)s)")
+    parser.add_argument("--max-clips", type=int, default=256, help="most calibration plus held-out crops (default: %(default)s)")
+    parser.add_argument("--holdout", type=float, default=0.25, help="fraction of files kept for the int8 check (default: %(default)s)")
+    parser.add_argument("--min-pearson", type=float, default=0.99, help="int8 vs fp32 Pearson per dimension (default: %(default)s)")
+    parser.add_argument("--min-ccc", type=float, default=0.98, help="int8 vs fp32 CCC per dimension (default: %(default)s)")
+    parser.add_argument("--atol", type=float, default=1e-4, help="fp32 ONNX vs torch max abs difference (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the calibration file split (default: %(default)s)")
+
+
+def run(args) -> int:
+    import json
+
+    from ..export import ParityError, export_onnx
+
+    try:
+        report = export_onnx(
+            args.model, args.out, int8=args.int8, calibration=args.calibration, per_channel=args.per_channel,
+            activations=args.activations, clip_seconds=args.clip_seconds, max_clips=args.max_clips,
+            holdout=args.holdout, min_pearson=args.min_pearson, min_ccc=args.min_ccc, atol=args.atol,
+            seed=args.seed, progress=True,
+        )
+    except ParityError as error:
+        print(f"wav2small export: parity check failed: {error}", file=sys.stderr)
+        return 1
+    print(summary(report))
+    print(json.dumps({k: report[k] for k in ("fp32_parity", "int8") if k in report},
+                     indent=2, default=str), file=sys.stderr)
+    return 0
+
+
+def summary(report: dict) -> str:
+    lines = [f"fp32 vs torch: max |diff| {report['fp32_parity']['max_abs_diff']:.2g} (<= {report['fp32_parity']['tolerance']:g})"]
+    if "int8" in report:
+        q = report["int8"]
+        lines.append(f"int8 vs fp32 on {q['clips']} held-out clips: "
+                     + ", ".join(f"{k} Pearson {q['pearson'][k]:.4f} CCC {q['ccc'][k]:.4f}" for k in q["pearson"]))
+    lines.append("files: " + ", ".join(f"{name} {size:,} B" for name, size in report["files"].items() if name.endswith(".onnx")))
+    return "\n".join(lines)
