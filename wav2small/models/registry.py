@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from .base import Student
-from .wav2small import Wav2Small, Wav2SmallConfig
+from .mobilenet import MobileNetV3, MobileNetV4
+from .wav2small import Wav2Small
 
 #: Channel count of the paper-sized preset. The paper's 72K configuration is unpublished; with the
 #: card topology, 33 channels give 71,918 state-dict values (66,366 trainable + 4,224 frozen DFT +
@@ -14,9 +15,13 @@ WAV2SMALL_72K_CHANNELS = 33
 PRESETS = {
     "wav2small": (Wav2Small, {}),
     "wav2small-72k": (Wav2Small, {"channels": WAV2SMALL_72K_CHANNELS}),
+    "mobilenetv3-small": (MobileNetV3, {"variant": "small"}),
+    "mobilenetv3-large": (MobileNetV3, {"variant": "large"}),
+    "mobilenetv4-conv-small": (MobileNetV4, {"variant": "conv-small"}),
+    "mobilenetv4-conv-medium": (MobileNetV4, {"variant": "conv-medium"}),
 }
 
-ARCHITECTURES = {Wav2Small.architecture: Wav2Small}
+ARCHITECTURES = {cls.architecture: cls for cls in (Wav2Small, MobileNetV3, MobileNetV4)}
 
 
 def architecture_class(name: str) -> type[Student]:
@@ -39,5 +44,22 @@ def create_student(name: str, **overrides) -> Student:
     return model_cls(model_cls.config_class(**{**preset, **overrides}))
 
 
-def list_students() -> list[str]:
-    return list(PRESETS)
+def list_students(*, with_sizes: bool = False):
+    """Preset names; with ``with_sizes`` a DataFrame indexed by name with the ``architecture``,
+    trainable ``parameters``, all ``state_values`` (frozen front-end and BatchNorm statistics
+    included) and the front-end settings ``n_fft``, ``hop`` (samples at 16 kHz) and ``n_mels``.
+
+    >>> list_students()[:2]
+    ['wav2small', 'wav2small-72k']
+    """
+    if not with_sizes:
+        return list(PRESETS)
+    import pandas as pd
+
+    rows = []
+    for name, (model_cls, _) in PRESETS.items():
+        model = create_student(name)
+        rows.append({"name": name, "architecture": model_cls.architecture, "parameters": model.num_parameters(),
+                     "state_values": model.num_state_values(), "n_fft": model.config.n_fft,
+                     "hop": model.config.hop, "n_mels": model.config.n_mels})
+    return pd.DataFrame(rows).set_index("name")

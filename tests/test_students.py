@@ -1,0 +1,60 @@
+"""Every registered student: builds, takes any length and batch size, learns, is batch-independent,
+saves and loads in the one checkpoint format; MobileNet sizes match the published models."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from wav2small import Student, create_student, list_students
+
+
+@pytest.mark.parametrize("name", list_students())
+def test_student_contract(name, tmp_path):
+    torch.manual_seed(0)
+    model = create_student(name).train()
+    assert model(torch.randn(2, 4000)).shape == (2, 3)
+    y = model(torch.randn(3, 5001))  # another length and batch size
+    assert y.shape == (3, 3) and torch.isfinite(y).all()
+
+    y.pow(2).mean().backward()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert all(p.grad is not None for p in trainable)
+    assert sum(p.grad.abs().sum() for p in trainable) > 0
+    front_end = [p for n, p in model.named_parameters() if "spectrogram_extractor" in n]
+    assert front_end and not any(p.requires_grad for p in front_end)  # the conv-DFT stays fixed
+
+    model.eval()  # in eval mode an example's output does not depend on the rest of its batch
+    x = torch.randn(3, 4000)
+    with torch.no_grad():
+        together = model(x)
+        alone = torch.cat([model(x[i : i + 1]) for i in range(3)])
+        neighbours = model(torch.cat([x[:1], 10 * torch.randn(2, 4000)]))[:1]
+    assert torch.allclose(together, alone, atol=1e-4)
+    assert torch.allclose(together[:1], neighbours, atol=1e-4)
+
+    model.save_pretrained(tmp_path / name)
+    loaded = Student.from_pretrained(tmp_path / name)
+    assert type(loaded) is type(model) and loaded.config == model.config
+    with torch.no_grad():
+        assert torch.equal(loaded(x), together)
+
+
+# Published ImageNet parameter counts (torchvision / timm) with a 3-channel stem and 1000 classes.
+IMAGENET = {"mobilenetv3-small": (2_542_856, 16, 1024), "mobilenetv3-large": (5_483_032, 16, 1280),
+            "mobilenetv4-conv-small": (3_774_024, 32, 1280), "mobilenetv4-conv-medium": (9_715_512, 32, 1280)}
+
+
+def test_mobilenet_sizes_match_published():
+    sizes = list_students(with_sizes=True)
+    for name, (imagenet, stem, hidden) in IMAGENET.items():
+        # one input channel instead of three, 3 outputs instead of 1000 classes
+        expected = imagenet - 2 * 9 * stem - (hidden * 1000 + 1000) + (hidden * 3 + 3)
+        assert sizes.loc[name, "parameters"] == expected, name
+
+
+def test_unknown_student_and_option():
+    with pytest.raises(ValueError, match="unknown student"):
+        create_student("resnet50")
+    with pytest.raises(ValueError, match="variant"):
+        create_student("mobilenetv3-small", variant="tiny")
