@@ -179,25 +179,20 @@ def test_footprint_counts_the_published_architecture(exported):
     assert "| Conv |" in table and "MACs per s of audio" in table
 
 
-def test_full_int8_activations_pass_the_check(fitted_folder, speech_dir, tmp_path):
-    report = export_onnx(fitted_folder, tmp_path / "all", int8=True, calibration=speech_dir, activations="all",
-                         per_channel=True, clip_seconds=1.0, max_clips=64)
-    q = report["int8"]
-    assert q["passed"] and len(q["int8_activation_nodes"]) == 10 and not q["int8_weight_only_nodes"]  # 7 convs, lin, sof, head
-    ops = [n.op_type for n in onnx.load(str(tmp_path / "all" / "model.int8.onnx")).graph.node]
-    assert ops.count("QuantizeLinear") >= 10
-
-
 def test_failed_int8_check_exits_nonzero_with_the_numbers(fitted_folder, speech_dir, tmp_path, capsys):
+    # int8 activations in every layer (the int8-only hardware form), judged against an impossible bar
     out = tmp_path / "strict"
     rc = main(["export", str(fitted_folder), "--out", str(out), "--int8", "--calibration", str(speech_dir),
-               "--clip-seconds", "1", "--max-clips", "40", "--min-pearson", "1.01"])  # no int8 model can pass
+               "--activations", "all", "--per-channel", "--clip-seconds", "1", "--max-clips", "48", "--min-pearson", "1.01"])
     assert rc == 1
     err = capsys.readouterr().err
     assert "Pearson" in err and "CCC" in err and "held-out clips" in err
     assert (out / "model.onnx").exists() and not (out / "model.int8.onnx").exists()
-    report = json.loads((out / "report.json").read_text())
-    assert report["int8"]["passed"] is False and 0.9 < report["int8"]["pearson"]["arousal"] <= 1
+    q = json.loads((out / "report.json").read_text())["int8"]
+    assert q["passed"] is False
+    assert len(q["int8_activation_nodes"]) == 10 and not q["int8_weight_only_nodes"]  # 7 convs, lin, sof, head
+    # the numbers are reported all the same, and this model meets the default bar
+    assert all(q["pearson"][k] >= 0.99 and q["ccc"][k] >= 0.98 for k in ("arousal", "dominance", "valence"))
 
 
 def test_bad_calibration_input_is_reported(fitted_folder, tmp_path, make_audio_dir):
@@ -209,7 +204,8 @@ def test_bad_calibration_input_is_reported(fitted_folder, tmp_path, make_audio_d
 
 
 def _one_preset_per_architecture() -> list[str]:
-    seen, names = set(), []
+    """The first preset of each architecture but Wav2Small's (its checkpoint is exported above)."""
+    seen, names = {PRESETS["wav2small"][0]}, []
     for name in list_students():
         if PRESETS[name][0] not in seen:
             seen.add(PRESETS[name][0])
@@ -231,3 +227,27 @@ def test_every_architecture_exports_and_runs(name, tmp_path):
     shortest = np.random.default_rng(0).standard_normal((1, student.min_samples)).astype(np.float32)
     assert np.abs(runner(shortest) - TorchPredictor(student)(shortest)).max() <= 1e-4  # the contract's minimum length
     assert json.loads((tmp_path / name / "footprint.json").read_text())["model.onnx"]["macs_per_second"] > 0
+
+
+def test_calibration_from_a_label_store_renders_views_and_holds_out_files(make_audio_dir, tmp_path):
+    import pandas as pd
+
+    from wav2small.export import calibration_clips
+    from wav2small.views import render_view
+
+    # a store in the documented layout: metadata.json and labels-r<rank>-<seq>.parquet shards
+    store = tmp_path / "labels"
+    store.mkdir()
+    (store / "metadata.json").write_text(json.dumps({"format": "wav2small-labels/1", "sampling_rate": 16000}))
+    rows = []
+    for file in sorted(make_audio_dir(16, seconds=(1.6, 2.0)).glob("*.wav")):
+        for view, params in enumerate([{}, {"gain": 0.5, "noise": {"colour": "pink", "seed": 3, "gain": 0.01}}]):
+            params = {"file": str(file), "start": 0.5, "end": 1.5, "samples": 16000, **params}
+            rows.append({"file": str(file), "start": 0.5, "end": 1.5, "view": view, "params": json.dumps(params),
+                         "arousal": 0.5, "dominance": 0.5, "valence": 0.5})
+    pd.DataFrame(rows).to_parquet(store / "labels-r0000-000001.parquet")
+    calib, held, info = calibration_clips(store, max_clips=1000, holdout=0.25)
+    assert info["kind"] == "label store" and len(calib) == 24 and len(held) == 8
+    assert not set(info["held_out_file_list"]) & set(info["calibration_file_list"])
+    noisy = [r for r in rows if r["file"] == info["calibration_file_list"][0]][1]["params"]
+    assert any(np.array_equal(clip, render_view(noisy)) for clip in calib)  # the audio the teacher heard
