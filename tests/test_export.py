@@ -13,7 +13,6 @@ from conftest import synth_speech
 
 from wav2small import create_student, export_onnx, list_students, predict
 from wav2small.cli import main
-from wav2small.footprint import footprint
 from wav2small.models import Student
 from wav2small.models.registry import PRESETS
 from wav2small.predict import OnnxPredictor, TorchPredictor

@@ -4,7 +4,7 @@ parity checks (fp32 against torch, int8 against fp32 on held-out audio) that fai
 Layout of an export folder ``DIR``::
 
     model.onnx              fp32, input ``signal`` (batch, samples) float32 16 kHz -> ``adv`` (batch, 3)
-    model.int8.onnx         with int8: weights int8, the log-mel front-end fp32 (QDQ format)
+    model.int8.onnx         with int8: weights int8, activations int8 where it pays, log-mel front-end fp32
     model.yaml              audonnx view: ``audonnx.load(DIR)`` (model.audonnx.onnx, batch fixed to 1)
     model.int8.yaml         the same for the int8 model (``audonnx.load(DIR, model_file="model.int8.yaml")``)
     contract.json           the input/output contract, machine-readable; CONTRACT.md for people
@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import math
 import tempfile
 import warnings
 from pathlib import Path
@@ -168,7 +167,9 @@ def export_onnx(
     files = [FP32_FILE] + ([INT8_FILE] if int8 else [])
     prints = {name: footprint(out_dir / name) for name in files}
     _write_json(out_dir / "footprint.json", prints)
-    (out_dir / "footprint.md").write_text(footprint_markdown(prints, title=f"{student.architecture} ({source})"))
+    title = (f"{student.architecture} ({source}): {student.num_parameters():,} trainable parameters, "
+             f"{student.num_state_values():,} state-dict values")
+    (out_dir / "footprint.md").write_text(footprint_markdown(prints, title=title))
     report["files"] = {p.name: p.stat().st_size for p in sorted(out_dir.iterdir()) if p.is_file() and p.name != REPORT_FILE}
     report["contract"] = contract
     _write_json(out_dir / REPORT_FILE, report)
@@ -395,18 +396,16 @@ def _weighted_nodes(proto: onnx.ModelProto, frontend: set[str]) -> dict[str, boo
 
 
 def quantize_weights(proto: onnx.ModelProto, nodes: list[str], *, per_channel: bool = False) -> None:
-    """Store the weight of each named node as symmetric int8 feeding a DequantizeLinear (in place)."""
+    """Store the weight of each named node as symmetric int8 times an fp32 scale (per tensor, or per
+    output channel), turned back into fp32 by a Cast and a Mul in the graph (in place)."""
     inits = {i.name: i for i in proto.graph.initializer}
     wanted = set(nodes)
-    users = {}
-    for node in proto.graph.node:
-        for name in node.input:
-            users.setdefault(name, []).append(node)
-    added_nodes = []
+    added_nodes, done = [], set()
     for node in list(proto.graph.node):
-        if node.name not in wanted:
+        if node.name not in wanted or node.input[1] in done:
             continue
         name = node.input[1]
+        done.add(name)
         weight = numpy_helper.to_array(inits[name]).astype(np.float32)
         # the output-channel axis: 0 for Conv and a transposed Gemm weight, last for MatMul
         axis = 0 if node.op_type == "Conv" or any(a.name == "transB" and a.i for a in node.attribute) else weight.ndim - 1
@@ -633,6 +632,4 @@ def _write_json(path, data) -> None:
 def _json_default(value):
     if isinstance(value, (np.floating, np.integer)):
         return value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")

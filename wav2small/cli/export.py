@@ -1,7 +1,7 @@
 """Export a student to ONNX: fp32 model.onnx, optionally int8 model.int8.onnx, with checks and reports.
 
 MODEL is a preset name (wav2small, wav2small-72k, ...: untrained weights), a student folder
-(e.g. a training run's best/) or a hub id. DIR receives model.onnx (input `signal`: float32
+(e.g. a training run's best/) or a hub id. The --out folder receives model.onnx (input `signal`: float32
 (batch, samples) of 16 kHz mono audio, any gain; output `adv`: (batch, 3) arousal, dominance,
 valence, nominally 0..1), model.yaml for audonnx, contract.json / CONTRACT.md, report.json and
 footprint.json / footprint.md (parameters, bytes, MACs per second of audio, activation memory).
