@@ -12,10 +12,12 @@ class ModelNotFoundError(OSError):
     """A model folder or hub id that cannot be found or downloaded."""
 
 
-def resolve_pretrained(name_or_path, *, allow_patterns=("*.json", "*.safetensors", "*.yaml", "*.txt")) -> Path:
+def resolve_pretrained(name_or_path, *, allow_patterns=("*.json", "*.safetensors", "*.yaml", "*.txt"), require=()) -> Path:
     """Return a local folder for ``name_or_path`` (a folder, or a hub id such as ``audeering/wav2small``).
 
     A hub id is looked up in the local huggingface_hub cache first and downloaded only when missing.
+    ``require``: glob patterns of which a cached copy must match at least one (e.g. weights, when
+    an earlier call cached only config.json); otherwise it is downloaded again.
     Without network the error says how to use a local copy instead.
     """
     path = Path(name_or_path).expanduser()
@@ -27,7 +29,9 @@ def resolve_pretrained(name_or_path, *, allow_patterns=("*.json", "*.safetensors
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(name, allow_patterns=list(allow_patterns), local_files_only=True))
+        cached = Path(snapshot_download(name, allow_patterns=list(allow_patterns), local_files_only=True))
+        if not require or any(any(cached.glob(pattern)) for pattern in require):
+            return cached
     except Exception:
         pass
     os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "5")

@@ -57,6 +57,12 @@ def _label_order(id2label) -> list[int] | None:
     return [names[label] for label in LABELS]
 
 
+def _source_name(name_or_path) -> str:
+    """A hub id as given; a folder as an absolute path (so a store resumed from elsewhere still matches)."""
+    path = Path(str(name_or_path)).expanduser()
+    return str(path.absolute()) if path.is_dir() else str(name_or_path)
+
+
 def _revision(folder: Path) -> str:
     """The hub commit of a folder in the huggingface_hub cache (``.../snapshots/<hash>``), else "local"."""
     return folder.name if folder.parent.name == "snapshots" else "local"
@@ -146,6 +152,14 @@ class Teacher(nn.Module):
     def _weights_dtype(self):
         return next(self.parameters()).dtype
 
+    def _load_published(self, folder: Path, source) -> "Teacher":
+        """Load the weights of a published folder strictly and remember where they came from."""
+        _load_strict(self, _read_state_dict(folder), folder)
+        self.source, self.revision = _source_name(source), _revision(folder)
+        if source not in ALIASES.values():
+            self.name = Path(str(source)).name
+        return self.eval()
+
 
 class RegressionHead(nn.Module):
     """Dawn's head: dense -> tanh -> out_proj (the dropouts around them are inactive at inference)."""
@@ -203,12 +217,7 @@ class DawnTeacher(Teacher):
         source = ALIASES.get(name_or_path, name_or_path)
         folder = _resolve_teacher(source)
         config = Wav2Vec2Config.from_pretrained(folder)
-        model = cls(config)
-        _load_strict(model, _read_state_dict(folder), folder)
-        model.source, model.revision = source, _revision(folder)
-        if source not in ALIASES.values():
-            model.name = Path(str(source)).name
-        return model.eval()
+        return cls(config)._load_published(folder, source)
 
     def save_pretrained(self, directory) -> Path:
         """Write config.json, preprocessor_config.json and model.safetensors as the published folder has them."""
@@ -309,12 +318,7 @@ class OdysseyTeacher(Teacher):
         for key in ("mean", "std"):
             if key not in config:
                 raise ValueError(f"{folder}/config.json: no normalisation constant '{key}' (an Odyssey config holds mean and std)")
-        model = cls(config)
-        _load_strict(model, _read_state_dict(folder), folder)
-        model.source, model.revision = source, _revision(folder)
-        if source not in ALIASES.values():
-            model.name = Path(str(source)).name
-        return model.eval()
+        return cls(config)._load_published(folder, source)
 
     def save_pretrained(self, directory) -> Path:
         """Write config.json (the published SERModel keys) and model.safetensors."""
@@ -369,7 +373,7 @@ class AudioClassificationTeacher(Teacher):
         finally:
             hf_logging.enable_progress_bar()
         teacher = cls(model.eval(), normalize=normalize)
-        teacher.name, teacher.source, teacher.revision = Path(str(name_or_path)).name, name_or_path, _revision(folder)
+        teacher.name, teacher.source, teacher.revision = Path(str(name_or_path)).name, _source_name(name_or_path), _revision(folder)
         return teacher.eval()
 
 
@@ -420,11 +424,21 @@ class EnsembleTeacher(Teacher):
 
 def _resolve_teacher(name_or_path) -> Path:
     """Folder for a teacher: safetensors weights when the hub has them, else pytorch_model.bin."""
-    folder = resolve_pretrained(name_or_path, allow_patterns=("*.json", "*.safetensors"))
-    if not any(folder.glob("*.safetensors")) and not (folder / "pytorch_model.bin").exists():
-        folder = resolve_pretrained(name_or_path, allow_patterns=("*.json", "*.bin"))
+    from .hub import ModelNotFoundError
+
+    weights = ("*.safetensors", "pytorch_model.bin")
+    try:
+        folder = resolve_pretrained(name_or_path, allow_patterns=("*.json", "*.safetensors"), require=weights)
+    except ModelNotFoundError:
+        folder = None  # offline, maybe with pytorch_model.bin cached
+    if folder is None or not any(any(folder.glob(pattern)) for pattern in weights):
+        folder = resolve_pretrained(name_or_path, allow_patterns=("*.json", "*.bin"), require=weights)
     if not (folder / "config.json").exists():
         raise FileNotFoundError(f"{name_or_path}: no config.json in the teacher folder {folder}")
+    if not any(any(folder.glob(pattern)) for pattern in weights):
+        hint = "" if Path(str(name_or_path)).expanduser().is_dir() else \
+            " (a partial hub download: run once with network, or pass a folder that holds the weights)"
+        raise FileNotFoundError(f"{name_or_path}: no model.safetensors or pytorch_model.bin in {folder}{hint}")
     return folder
 
 
