@@ -181,7 +181,8 @@ def markdown(results: list[dict], peak: dict) -> str:
              f"{peak['int8_peak_gmacs']} int8 GMAC/s ({peak['int8_mac_per_cycle']}/cycle). Measured one-thread 1024^3 GEMM "
              f"with onnxruntime: fp32 {peak['fp32_gemm_gmacs']} GMAC/s, int8 {peak['int8_gemm_gmacs']} GMAC/s; "
              "'of ceiling' is against these measured GEMM rates.", "",
-             f"Batch 1, {SECONDS:g} s of audio, one thread, best of the repeats (median in brackets).", "",
+             f"Batch 1, {SECONDS:g} s of audio, one thread, best of the repeats (median in brackets); load average "
+             f"during the run {peak['load']} on {os.cpu_count()} cores (other jobs widen the medians).", "",
              "| student | params | GMACs / 5 s | runtime | ms | file bytes | peak MB | GMAC/s | of ceiling |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
@@ -212,6 +213,7 @@ def main():
         for name in args.students:
             results.append(bench_student(name, Path(tmp), calibration, args.repeats, peak))
             print(f"{name}: done", file=sys.stderr, flush=True)
+    peak["load"] = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     table = markdown(results, peak)
     print(table)
     out = Path(args.out)
