@@ -92,6 +92,19 @@ def test_odyssey_equals_the_reference_forward_with_constants_from_config(tiny, t
         torch.testing.assert_close(teacher(x), expected, rtol=1e-5, atol=1e-6)
 
 
+def test_odyssey_backbone_settings_missing_from_config_are_read_off_the_weights(tmp_path):
+    from wav2small.teachers import tiny_config
+
+    config = tiny_config("odyssey")
+    config["ssl_config"].update(conv_bias=True, intermediate_size=48)
+    OdysseyTeacher(config).save_pretrained(tmp_path / "odyssey")
+    for key in ("conv_bias", "intermediate_size"):  # as in the published config: only ssl_type names the backbone
+        del config["ssl_config"][key]
+    (tmp_path / "odyssey" / "config.json").write_text(json.dumps(config))
+    teacher = load_teacher(tmp_path / "odyssey")
+    assert teacher.ssl_config.conv_bias is True and teacher.ssl_config.intermediate_size == 48
+
+
 def test_legacy_weight_norm_names_in_pytorch_model_bin_load(tiny, tmp_path):
     # checkpoints saved before torch's parametrized weight_norm (the published ones) name g and v
     state = load_file(str(tiny["dawn"] / "model.safetensors"))

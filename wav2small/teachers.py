@@ -84,11 +84,8 @@ def _read_state_dict(folder: Path) -> dict[str, torch.Tensor]:
     else:
         raise FileNotFoundError(f"{folder}: no model.safetensors or pytorch_model.bin in the teacher folder")
     # Checkpoints saved before torch's parametrized weight_norm name the positional conv g and v.
-    renamed = {}
-    for key, value in state.items():
-        key = key.replace(".weight_g", ".parametrizations.weight.original0").replace(".weight_v", ".parametrizations.weight.original1")
-        renamed[key] = value
-    return renamed
+    legacy = {".weight_g": ".parametrizations.weight.original0", ".weight_v": ".parametrizations.weight.original1"}
+    return {(key[:-9] + legacy[key[-9:]] if key[-9:] in legacy else key): value for key, value in state.items()}
 
 
 def _load_strict(model: nn.Module, state: dict, source) -> None:
@@ -152,9 +149,9 @@ class Teacher(nn.Module):
     def _weights_dtype(self):
         return next(self.parameters()).dtype
 
-    def _load_published(self, folder: Path, source) -> "Teacher":
+    def _load_published(self, folder: Path, source, state=None) -> "Teacher":
         """Load the weights of a published folder strictly and remember where they came from."""
-        _load_strict(self, _read_state_dict(folder), folder)
+        _load_strict(self, _read_state_dict(folder) if state is None else state, folder)
         self.source, self.revision = _source_name(source), _revision(folder)
         if source not in ALIASES.values():
             self.name = Path(str(source)).name
@@ -318,7 +315,14 @@ class OdysseyTeacher(Teacher):
         for key in ("mean", "std"):
             if key not in config:
                 raise ValueError(f"{folder}/config.json: no normalisation constant '{key}' (an Odyssey config holds mean and std)")
-        return cls(config)._load_published(folder, source)
+        state = _read_state_dict(folder)
+        # WavLM settings the config leaves to `ssl_type`, read off the weights where they show
+        ssl = dict(config.get("ssl_config") or {})
+        ssl.setdefault("conv_bias", "ssl_model.feature_extractor.conv_layers.0.conv.bias" in state)
+        ffn = state.get("ssl_model.encoder.layers.0.feed_forward.intermediate_dense.weight")
+        if ffn is not None:
+            ssl.setdefault("intermediate_size", int(ffn.shape[0]))
+        return cls({**config, "ssl_config": ssl})._load_published(folder, source, state)
 
     def save_pretrained(self, directory) -> Path:
         """Write config.json (the published SERModel keys) and model.safetensors."""
