@@ -355,8 +355,13 @@ def label_audio(
     crop = int(round(crop_dur * SAMPLING_RATE))
     if crop <= 0 or views < 0 or batch_size < 1 or shard_size < 1:
         raise ValueError("crop_dur, batch_size and shard_size must be positive and views >= 0")
-    if str(device) == "cuda" and "LOCAL_RANK" in os.environ:
-        device = f"cuda:{os.environ['LOCAL_RANK']}"
+    if str(device).startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device}: torch sees no CUDA GPU here (torch {torch.__version__}); use --device cpu")
+        if str(device) == "cuda" and "LOCAL_RANK" in os.environ:
+            device = f"cuda:{os.environ['LOCAL_RANK']}"
     half = str(device).startswith("cuda") if half is None else half
     if isinstance(teacher, (str, os.PathLike)):
         spec = str(teacher)
