@@ -6,9 +6,10 @@ from .evaluate import Evaluation, evaluate
 from .export import export_onnx
 from .labels import LabelStore
 from .metrics import concordance_cc, mean_absolute_error, pearson_cc
-from .models import Student, Wav2Small, create_student, list_students
+from .models import MobileNetV3, MobileNetV4, Student, Wav2Small, create_student, list_students
 from .predict import load_model, predict
 from .teachers import DawnTeacher, EnsembleTeacher, OdysseyTeacher, load_teacher
+from .train import TrainConfig, train
 
 __version__ = "0.1.0"
 
@@ -19,8 +20,11 @@ __all__ = [
     "EnsembleTeacher",
     "Evaluation",
     "LabelStore",
+    "MobileNetV3",
+    "MobileNetV4",
     "OdysseyTeacher",
     "Student",
+    "TrainConfig",
     "Wav2Small",
     "concordance_cc",
     "create_student",
@@ -37,4 +41,5 @@ __all__ = [
     "open_corpus",
     "pearson_cc",
     "predict",
+    "train",
 ]

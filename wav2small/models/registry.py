@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from .base import Student
 from .mobilenet import MobileNetV3, MobileNetV4
 from .wav2small import Wav2Small
@@ -41,6 +43,9 @@ def create_student(name: str, **overrides) -> Student:
         model_cls, preset = PRESETS[name]
     except KeyError:
         raise ValueError(f"unknown student {name!r}; choose one of {list_students()}") from None
+    settings = {f.name for f in dataclasses.fields(model_cls.config_class)}
+    if set(overrides) - settings:
+        raise ValueError(f"{name}: no setting {sorted(set(overrides) - settings)}; its settings are {sorted(settings)}")
     return model_cls(model_cls.config_class(**{**preset, **overrides}))
 
 

@@ -1,0 +1,577 @@
+"""Distillation training: a student learns the teacher outputs of a label store, replaying every
+labelled view bit for bit from the packed audio cache; one process, or DDP when run under torchrun.
+
+A run directory holds ``config.json`` (the run's settings), ``log.csv`` (every step's loss, every
+validation), ``state.pt`` (weights, optimizer, scheduler, RNG, EMA, step; written atomically) and
+the loadable model folders ``last/`` and ``best/`` (best mean validation CCC). Running the same
+command again resumes from ``state.pt`` and continues the same run.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import random
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from .cache import AudioCache, build_audio_cache, wait_for_audio_cache
+from .labels import LabelStore
+from .metrics import concordance_cc
+from .models import Student, create_student
+from .models.registry import PRESETS
+from .teachers import LABELS
+from .views import render_view
+
+STATE_FILE = "state.pt"
+LOG_FILE = "log.csv"
+CONFIG_FILE = "config.json"
+LOG_COLUMNS = ["step", "epoch", "loss", "mse", "lr", "clips_per_s",
+               *[f"valid_{k}" for k in LABELS], "valid_mean"]
+# Settings that may differ when a run is resumed: they change speed, not results.
+_RESUMABLE_CHANGES = {"workers", "threads", "progress", "device", "cache_dir", "compile"}
+
+
+@dataclass
+class TrainConfig:
+    """Settings of a training run (saved as the run's config.json).
+
+    store: label store folder. out: run directory. student: preset name (``wav2small students``)
+    or a model folder / hub id to start from. student_options: config overrides of a preset
+    (e.g. {"channels": 20}). target: "combined" (the store's arousal, dominance, valence) or a
+    teacher member name (its ``<member>.*`` columns).
+    steps: optimizer steps in all. batch_size: clips per step and process (DDP multiplies it).
+    lr: peak learning rate of AdamW, reached after ``warmup_steps`` linear steps, then cosine
+    decay to ``lr * min_lr_ratio`` at the last step. weight_decay: AdamW decay of weight
+    matrices and kernels (not of biases and norms). grad_clip: largest global gradient norm
+    (0 = off). ccc_weight: loss = (1 - w) * MSE + w * (1 - CCC over the batch), averaged over
+    the three dimensions; 0 is plain MSE, 1 plain CCC. ema_decay: exponential moving average of
+    the weights (0 = off, e.g. 0.999); when on, validation and the saved models use it.
+    valid_fraction: share of files (never clips of a file) held out for validation, chosen by
+    a hash of the file path. valid_limit: at most this many held-out rows per validation (0 = all).
+    valid_every: steps between validations and checkpoints. seed: initialisation, data order
+    and dropout. workers: DataLoader processes rendering views (0 = in the training process).
+    threads: torch CPU threads (None = torch's default). cache_dir: where the packed audio cache
+    lives (default: ``<store>/audio-cache``), cache_dtype: "float32" or "int16". device: "cpu" or
+    "cuda" (under torchrun: cuda:LOCAL_RANK). compile: torch.compile the student (slower on
+    small CPU models; see bench/train_throughput.py). progress: show a progress bar.
+    """
+
+    store: str
+    out: str
+    student: str = "wav2small"
+    student_options: dict = field(default_factory=dict)
+    target: str = "combined"
+    steps: int = 20000
+    batch_size: int = 16
+    lr: float = 2e-3
+    warmup_steps: int = 500
+    min_lr_ratio: float = 0.05
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    ccc_weight: float = 0.5
+    ema_decay: float = 0.0
+    valid_fraction: float = 0.1
+    valid_limit: int = 5000
+    valid_every: int = 1000
+    seed: int = 0
+    workers: int = 1
+    threads: int | None = None
+    cache_dir: str | None = None
+    cache_dtype: str = "float32"
+    device: str = "cpu"
+    compile: bool = False
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.steps < 1 or self.batch_size < 1 or self.valid_every < 1 or self.warmup_steps < 0:
+            raise ValueError("steps, batch_size and valid_every must be positive, warmup_steps >= 0")
+        if not 0 <= self.ccc_weight <= 1:
+            raise ValueError(f"ccc_weight must be in [0, 1] (0 = MSE, 1 = 1 - CCC), got {self.ccc_weight}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+
+
+# the objective
+
+
+def concordance_loss(prediction: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """1 - CCC per column of (B, K) tensors over the batch (population moments), averaged over K."""
+    pm, tm = prediction.mean(0), target.mean(0)
+    pv, tv = prediction.var(0, unbiased=False), target.var(0, unbiased=False)
+    covariance = ((prediction - pm) * (target - tm)).mean(0)
+    ccc = 2 * covariance / (pv + tv + (pm - tm) ** 2 + eps)
+    return 1 - ccc.mean()
+
+
+def distillation_loss(prediction: torch.Tensor, target: torch.Tensor, ccc_weight: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, mse): loss = (1 - ccc_weight) * MSE + ccc_weight * (1 - CCC)."""
+    mse = nn.functional.mse_loss(prediction, target)
+    if ccc_weight == 0:
+        return mse, mse
+    return (1 - ccc_weight) * mse + ccc_weight * concordance_loss(prediction, target), mse
+
+
+def lr_factor(step: int, *, warmup: int, total: int, min_ratio: float) -> float:
+    """Multiplier of the peak learning rate: linear warm-up over ``warmup`` steps, then cosine to ``min_ratio``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+# the data
+
+
+def validation_files(files, fraction: float) -> set[str]:
+    """The held-out files: the ``fraction`` of distinct files with the smallest hash of their path.
+
+    Depends only on the path, so a file stays on its side when the store grows, and the views
+    and crops of one file are never split between training and validation.
+    """
+    unique = sorted(set(map(str, files)))
+    if not 0 <= fraction < 1:
+        raise ValueError(f"valid_fraction must be in [0, 1), got {fraction}")
+    count = int(round(fraction * len(unique)))
+    if fraction > 0 and len(unique) > 1:
+        count = min(max(count, 1), len(unique) - 1)
+    ranked = sorted(unique, key=lambda f: hashlib.sha1(f.encode()).hexdigest())
+    return set(ranked[:count])
+
+
+def view_length(params: dict) -> int:
+    """Samples of a rendered view, from its parameters."""
+    if "samples" in params:
+        return int(params["samples"])
+    return int(round(params["end"] * 16000)) - int(round(params["start"] * 16000))
+
+
+class ViewDataset(torch.utils.data.Dataset):
+    """Rows of a label store as (waveform (N,) float32, target (3,) float32), each view rendered
+    from the audio cache exactly as the teacher heard it."""
+
+    def __init__(self, params: list[str], targets: np.ndarray, cache: AudioCache):
+        self.params = params
+        self.targets = np.ascontiguousarray(targets, dtype=np.float32)
+        self.cache = cache
+        self.lengths = np.array([view_length(json.loads(p)) for p in params], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.params)
+
+    def __getitem__(self, i: int):
+        audio = render_view(self.params[i], source=self.cache.read)
+        return torch.from_numpy(audio), torch.from_numpy(self.targets[i])
+
+
+def collate_views(items):
+    """Stack views into (B, N) and (B, 3). Views of unequal length (short files labelled whole)
+    are cut to the shortest of the batch; batches are formed so that this is rare and small."""
+    n = min(len(audio) for audio, _ in items)
+    return torch.stack([audio[:n] for audio, _ in items]), torch.stack([target for _, target in items])
+
+
+class LengthBatches(torch.utils.data.Sampler):
+    """Batches of row indices for one process: each epoch a seeded shuffle, then batches of
+    views of equal length (the leftovers sorted by length, so a mixed batch cuts little), batch
+    order shuffled, and every ``world``-th batch from ``rank`` on. Every rank gets the same count.
+
+    ``set_epoch(epoch, skip)`` selects the epoch and skips its first ``skip`` batches (resume).
+    """
+
+    def __init__(self, lengths, batch_size: int, *, seed: int = 0, rank: int = 0, world: int = 1, shuffle: bool = True):
+        self.lengths = np.asarray(lengths)
+        self.batch_size, self.seed, self.rank, self.world, self.shuffle = batch_size, seed, rank, world, shuffle
+        self.epoch, self.skip = 0, 0
+
+    def set_epoch(self, epoch: int, skip: int = 0):
+        self.epoch, self.skip = epoch, skip
+
+    def batches(self) -> list[list[int]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(len(self.lengths)) if self.shuffle else np.argsort(self.lengths, kind="stable")
+        full, pending = [], {}
+        for i in order.tolist():
+            group = pending.setdefault(int(self.lengths[i]), [])
+            group.append(i)
+            if len(group) == self.batch_size:
+                full.append(pending.pop(int(self.lengths[i])))
+        rest = sorted((i for group in pending.values() for i in group), key=lambda i: self.lengths[i])
+        full += [rest[k : k + self.batch_size] for k in range(0, len(rest), self.batch_size)]
+        if self.shuffle:
+            full = [full[k] for k in rng.permutation(len(full))]
+        usable = len(full) - len(full) % self.world if len(full) >= self.world else len(full)
+        return full[:usable][self.rank :: self.world]
+
+    def __iter__(self):
+        yield from self.batches()[self.skip :]
+
+    def __len__(self) -> int:
+        return len(self.batches()) - self.skip
+
+
+def exact_length_batches(lengths, batch_size: int, *, rank: int = 0, world: int = 1) -> list[list[int]]:
+    """Validation batches: only views of identical length together (nothing is cut), this rank's share."""
+    order = np.argsort(lengths, kind="stable").tolist()
+    batches, current = [], []
+    for i in order:
+        if current and (len(current) == batch_size or lengths[i] != lengths[current[0]]):
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches[rank::world]
+
+
+def training_loader(dataset: ViewDataset, sampler: LengthBatches, *, workers: int, pin_memory: bool = False):
+    """DataLoader rendering views in ``workers`` processes (0 = in this one), batches from ``sampler``."""
+    # its own generator: making an iterator (each epoch, each resume) must not move the global RNG (dropout)
+    return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=workers, collate_fn=collate_views,
+                                       persistent_workers=workers > 0, pin_memory=pin_memory, generator=torch.Generator())
+
+
+# the run
+
+
+def _distributed() -> tuple[int, int, int]:
+    """(rank, world size, local rank); DDP is on when torchrun's RANK is in the environment."""
+    if "RANK" not in os.environ:
+        return 0, 1, 0
+    return int(os.environ["RANK"]), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+
+
+def _targets(frame, target: str, members: list[str]) -> np.ndarray:
+    if target == "combined":
+        columns = list(LABELS)
+    else:
+        columns = [f"{target}.{k}" for k in LABELS]
+        if any(c not in frame.columns for c in columns):
+            raise ValueError(f"target {target!r} is not a teacher of this label store; choose 'combined' or one of {members}")
+    return frame[columns].to_numpy(np.float32)
+
+
+def build_student(config: TrainConfig, device="cpu") -> Student:
+    """The student of a run, on ``device``, in the memory layout it trains fastest in, train mode."""
+    if config.student in PRESETS:
+        model = create_student(config.student, **config.student_options)
+    elif config.student_options:
+        raise ValueError("student_options apply to a preset name, not to a model folder")
+    else:
+        model = Student.from_pretrained(config.student)
+    model = model.to(device).train()
+    if getattr(model, "train_channels_last", False):
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def build_optimizer(model: nn.Module, config: TrainConfig):
+    """AdamW (weight decay on kernels and matrices only) and its warm-up + cosine schedule."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in trainable if p.dim() >= 2], "weight_decay": config.weight_decay},
+              {"params": [p for p in trainable if p.dim() < 2], "weight_decay": 0.0}]
+    optimizer = torch.optim.AdamW(groups, lr=config.lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(
+        s, warmup=config.warmup_steps, total=config.steps, min_ratio=config.min_lr_ratio))
+    return optimizer, schedule
+
+
+def train_step(net: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer, schedule, *, ccc_weight: float,
+               grad_clip: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step on a batch (x (B, N) waveforms, y (B, 3) targets); returns (loss, mse)."""
+    loss, mse = distillation_loss(net(x).float(), y, ccc_weight)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip:
+        nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], grad_clip)
+    optimizer.step()
+    schedule.step()
+    return loss.detach(), mse.detach()
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    torch.save(obj, tmp)
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _save_model_dir(model: Student, directory: Path, info: dict) -> None:
+    """Replace ``directory`` by a freshly written model folder (written aside, then swapped in)."""
+    tmp = directory.with_name(f".{directory.name}.{uuid.uuid4().hex[:8]}.tmp")
+    model.save_pretrained(tmp)
+    (tmp / "training.json").write_text(json.dumps(info, indent=2) + "\n")
+    old = directory.with_name(f".{directory.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if directory.exists():
+        os.rename(directory, old)
+    os.rename(tmp, directory)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _read_log(path: Path, upto: int) -> list[dict]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return [row for row in csv.DictReader(f) if int(row["step"]) <= upto]
+
+
+def _rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@torch.no_grad()
+def _update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p, 1 - decay)
+    for e, b in zip(ema.buffers(), model.buffers()):  # BatchNorm statistics: follow the model
+        e.copy_(b)
+
+
+@torch.no_grad()
+def _predict(model: nn.Module, loader, *, device) -> tuple[np.ndarray, np.ndarray]:
+    predictions, targets = [np.zeros((0, 3), np.float32)], [np.zeros((0, 3), np.float32)]
+    was_training = model.training
+    model.eval()
+    for x, y in loader:
+        predictions.append(model(x.to(device)).float().cpu().numpy())
+        targets.append(y.numpy())
+    model.train(was_training)
+    return np.concatenate(predictions), np.concatenate(targets)
+
+
+def train(config: TrainConfig) -> dict:
+    """Run (or resume) a distillation training; returns a summary (steps, best step and CCC, speed).
+
+    >>> train(TrainConfig(store="labels/msp", out="runs/w2s", steps=50000))  # doctest: +SKIP
+    """
+    rank, world, local_rank = _distributed()
+    ddp = "RANK" in os.environ
+    device = torch.device(config.device)
+    if device.type == "cuda" and device.index is None and ddp:
+        device = torch.device("cuda", local_rank)
+    if ddp:
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    threads = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    try:
+        return _run(config, rank, world, device)
+    finally:
+        torch.set_num_threads(threads)
+        if ddp and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _resume_state(config: TrainConfig, out: Path) -> dict | None:
+    state_path, config_path = out / STATE_FILE, out / CONFIG_FILE
+    if not state_path.exists():
+        return None
+    if config_path.exists():
+        old = json.loads(config_path.read_text())
+        new = dataclasses.asdict(config)
+        changed = [k for k in new if k not in _RESUMABLE_CHANGES and old.get(k) != new[k]]
+        if changed:
+            raise ValueError(f"{out}: holds a run with other settings ({', '.join(f'{k}: {old.get(k)!r} there, {new[k]!r} now' for k in changed)}); "
+                             "use another --out, or the same settings to resume")
+    return torch.load(state_path, map_location="cpu", weights_only=False)
+
+
+def _run(config: TrainConfig, rank: int, world: int, device: torch.device) -> dict:
+    from tqdm.auto import tqdm
+
+    main, out = rank == 0, Path(config.out)
+    state = _resume_state(config, out)  # before anything slow: a run with other settings fails at once
+    if state is not None and state["step"] >= config.steps:
+        if main:
+            print(f"{out}: already trained for {state['step']} steps")
+        return {"steps": state["step"], "best_step": state["best"]["step"], "best_valid_mean": state["best"]["valid_mean"],
+                "out": str(out), "clips_per_s": None}
+    store = LabelStore(config.store)
+    metadata = store.metadata
+    frame = store.read()
+    if not len(frame):
+        raise ValueError(f"{config.store}: the label store has no rows")
+    targets = _targets(frame, config.target, metadata.get("members", []))
+
+    # audio: rank 0 builds the packed cache (or finds it), the others wait for it to appear; no
+    # collective here, since building a large cache can outlast a process group's timeout
+    cache_root = Path(config.cache_dir) if config.cache_dir else Path(config.store) / "audio-cache"
+    if main:
+        cache = build_audio_cache(frame["params"].tolist(), cache_root, dtype=config.cache_dtype, workers=max(2, config.workers),
+                                  progress=config.progress)
+    else:
+        cache = wait_for_audio_cache(frame["params"].tolist(), cache_root, dtype=config.cache_dtype)
+    usable = ~frame["file"].isin(cache.errors).to_numpy()
+    if main and not usable.all():
+        print(f"leaving out {int((~usable).sum())} rows of {len(cache.errors)} files that could not be read "
+              f"(listed in {cache.folder}/index.json)")
+
+    held_out = validation_files(frame["file"], config.valid_fraction)
+    is_valid = frame["file"].isin(held_out).to_numpy()
+    train_rows = np.flatnonzero(usable & ~is_valid)
+    valid_rows = np.flatnonzero(usable & is_valid)
+    if config.valid_limit and len(valid_rows) > config.valid_limit:
+        valid_rows = valid_rows[: config.valid_limit]
+    if not len(train_rows):
+        raise ValueError(f"{config.store}: no rows left to train on")
+    params = frame["params"].tolist()
+    train_set = ViewDataset([params[i] for i in train_rows], targets[train_rows], cache)
+    valid_set = ViewDataset([params[i] for i in valid_rows], targets[valid_rows], cache)
+
+    # model, optimiser, schedule
+    torch.manual_seed(config.seed)
+    model = build_student(config, device)
+    ema = copy.deepcopy(model).eval() if config.ema_decay else None
+    optimizer, schedule = build_optimizer(model, config)
+
+    step, best = 0, {"step": None, "valid_mean": -math.inf}
+    if state is not None:
+        model.load_state_dict(state["model"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["scheduler"])
+        step, best = state["step"], state["best"]
+        rng = state["rng"]
+        if len(rng) == world:
+            _set_rng_state(rng[rank])
+    else:
+        torch.manual_seed(config.seed + rank)  # dropout differs between ranks, initialisation did not
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / CONFIG_FILE).write_text(json.dumps({**dataclasses.asdict(config), "world_size": world,
+                                                   "store_metadata": metadata}, indent=2, default=str) + "\n")
+    net = model
+    if config.compile:
+        net = torch.compile(net)
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+
+    sampler = LengthBatches(train_set.lengths, config.batch_size, seed=config.seed, rank=rank, world=world)
+    per_epoch = len(sampler)
+    if per_epoch == 0:
+        raise ValueError(f"fewer training rows ({len(train_set)}) than processes ({world})")
+    loader = training_loader(train_set, sampler, workers=config.workers, pin_memory=device.type == "cuda")
+    valid_batches = exact_length_batches(valid_set.lengths, config.batch_size, rank=rank, world=world)
+    valid_loader = torch.utils.data.DataLoader(valid_set, batch_sampler=valid_batches, num_workers=min(config.workers, 1),
+                                               collate_fn=collate_views, persistent_workers=config.workers > 0,
+                                               generator=torch.Generator())  # leaves the global RNG (dropout) alone
+
+    log_file = writer = None
+    if main:  # the log keeps the rows up to the resumed step: a resumed run logs like an uninterrupted one
+        tmp = out / f".{LOG_FILE}.tmp"
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, LOG_COLUMNS)
+            writer.writeheader()
+            writer.writerows(_read_log(out / LOG_FILE, step))
+        os.replace(tmp, out / LOG_FILE)
+        log_file = open(out / LOG_FILE, "a", newline="")
+        writer = csv.DictWriter(log_file, LOG_COLUMNS)
+        print(f"training {config.student} ({model.num_parameters():,} parameters) on {len(train_set)} views "
+              f"({per_epoch} steps per epoch and process, {world} process{'es' if world > 1 else ''}); "
+              f"validating on {len(valid_set)} views of {len(held_out)} held-out files; audio cache {cache.folder} "
+              f"({cache.seconds / 3600:.2f} h)")
+
+    def validate() -> dict:
+        judge = ema if ema is not None else model
+        predictions, truth = _predict(judge, valid_loader, device=device)
+        if world > 1:
+            gathered = [None] * world
+            dist.all_gather_object(gathered, (predictions, truth))
+            predictions = np.concatenate([p for p, _ in gathered])
+            truth = np.concatenate([t for _, t in gathered])
+        if len(truth) < 2:
+            return {}
+        ccc = concordance_cc(truth, predictions)
+        return {**{f"valid_{k}": float(v) for k, v in zip(LABELS, ccc)}, "valid_mean": float(np.mean(ccc))}
+
+    def checkpoint(result: dict):
+        rng = [None] * world
+        if world > 1:
+            dist.all_gather_object(rng, _rng_state())
+        else:
+            rng = [_rng_state()]
+        if not main:
+            return
+        saved = ema if ema is not None else model
+        info = {"step": step, "store": str(Path(config.store).resolve()), "target": config.target, **result}
+        if result and result["valid_mean"] > best["valid_mean"]:
+            best.update(step=step, valid_mean=result["valid_mean"])
+            _save_model_dir(saved, out / "best", info)
+        _save_model_dir(saved, out / "last", info)
+        _atomic_torch_save({"step": step, "model": model.state_dict(), "ema": None if ema is None else ema.state_dict(),
+                            "optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(), "rng": rng,
+                            "best": best, "world_size": world}, out / STATE_FILE)
+
+    clips_per_step = config.batch_size * world
+    bar = tqdm(total=config.steps, initial=step, desc="train", unit="step", disable=not (main and config.progress), dynamic_ncols=True)
+    speed, last_valid, started, tick = None, None, time.perf_counter(), time.perf_counter()
+    first_step = step
+    model.train()
+    while step < config.steps:
+        epoch, skip = divmod(step, per_epoch)
+        sampler.set_epoch(epoch, skip)
+        for x, y in loader:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            loss, mse = train_step(net, x, y, optimizer, schedule, ccc_weight=config.ccc_weight, grad_clip=config.grad_clip)
+            if ema is not None:
+                _update_ema(ema, model, config.ema_decay)
+            step += 1
+            now = time.perf_counter()
+            rate = clips_per_step / max(now - tick, 1e-9)
+            speed = rate if speed is None else 0.9 * speed + 0.1 * rate
+            tick = now
+            row = {"step": step, "epoch": epoch, "loss": f"{loss.item():.6f}", "mse": f"{mse.item():.6f}",
+                   "lr": f"{schedule.get_last_lr()[0]:.3e}", "clips_per_s": f"{speed:.1f}"}
+            if step % config.valid_every == 0 or step == config.steps:
+                result = validate()
+                row.update({k: f"{v:.4f}" for k, v in result.items()})
+                last_valid = result.get("valid_mean", last_valid)
+                checkpoint(result)
+                tick = time.perf_counter()  # the speed shown is training speed
+            if main:
+                writer.writerow(row)
+                log_file.flush()
+                bar.set_postfix(loss=f"{loss.item():.4f}", clips_s=f"{speed:.1f}",
+                                valid_ccc="-" if last_valid is None else f"{last_valid:.3f}", refresh=False)
+                bar.update(1)
+            if step >= config.steps:
+                break
+    bar.close()
+    seconds = time.perf_counter() - started
+    if main:
+        log_file.close()
+        print(f"done: {step} steps; best mean validation CCC {best['valid_mean']:.4f} at step {best['step']}; "
+              f"models in {out / 'best'} and {out / 'last'}")
+    return {"steps": step, "best_step": best["step"], "best_valid_mean": best["valid_mean"], "last_valid_mean": last_valid,
+            "clips_per_s": (step - first_step) * clips_per_step / seconds, "out": str(out)}
