@@ -17,6 +17,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="wav2small",
         description="Distil speech-emotion teachers (arousal, dominance, valence) into tiny students, "
         "evaluate them with CCC and export them to int8 ONNX.",
+        epilog="The method, stage by stage: prepare -> label -> train -> evaluate -> export "
+        "(recipes/distill.sh runs them in order). `wav2small COMMAND --help` explains each command.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
