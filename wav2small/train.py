@@ -28,6 +28,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .audio import SAMPLING_RATE
 from .cache import AudioCache, build_audio_cache, wait_for_audio_cache
 from .labels import LabelStore
 from .metrics import concordance_cc
@@ -41,7 +42,7 @@ LOG_FILE = "log.csv"
 CONFIG_FILE = "config.json"
 LOG_COLUMNS = ["step", "epoch", "loss", "mse", "lr", "clips_per_s",
                *[f"valid_{k}" for k in LABELS], "valid_mean"]
-# Settings that may differ when a run is resumed: they change speed, not results.
+# Settings that may differ when a run is resumed: they change how fast it runs, not what it learns.
 _RESUMABLE_CHANGES = {"workers", "threads", "progress", "device", "cache_dir", "compile"}
 
 
@@ -63,7 +64,9 @@ class TrainConfig:
     valid_fraction: share of files (never clips of a file) held out for validation, chosen by
     a hash of the file path. valid_limit: at most this many held-out rows per validation (0 = all).
     valid_every: steps between validations and checkpoints. seed: initialisation, data order
-    and dropout. workers: DataLoader processes rendering views (0 = in the training process).
+    and dropout. workers: DataLoader processes rendering views; None = 0 on CPU (rendering in the
+    training process costs a few % of a step, a worker process competing with the training
+    threads for the cores costs more) and 4 on GPU.
     threads: torch CPU threads (None = torch's default). cache_dir: where the packed audio cache
     lives (default: ``<store>/audio-cache``), cache_dtype: "float32" or "int16". device: "cpu" or
     "cuda" (under torchrun: cuda:LOCAL_RANK). compile: torch.compile the student (slower on
@@ -88,7 +91,7 @@ class TrainConfig:
     valid_limit: int = 5000
     valid_every: int = 1000
     seed: int = 0
-    workers: int = 1
+    workers: int | None = None
     threads: int | None = None
     cache_dir: str | None = None
     cache_dtype: str = "float32"
@@ -158,7 +161,7 @@ def view_length(params: dict) -> int:
     """Samples of a rendered view, from its parameters."""
     if "samples" in params:
         return int(params["samples"])
-    return int(round(params["end"] * 16000)) - int(round(params["start"] * 16000))
+    return int(round(params["end"] * SAMPLING_RATE)) - int(round(params["start"] * SAMPLING_RATE))
 
 
 class ViewDataset(torch.utils.data.Dataset):
@@ -267,17 +270,16 @@ def _targets(frame, target: str, members: list[str]) -> np.ndarray:
 
 
 def build_student(config: TrainConfig, device="cpu") -> Student:
-    """The student of a run, on ``device``, in the memory layout it trains fastest in, train mode."""
+    """The student of a run, on ``device``, in train mode, with channels-last tensors: oneDNN's
+    convolutions (forward and backward) run 1.3x (wav2small) to 1.5x (MobileNets) faster in that
+    layout on CPU (bench/train_throughput.py --explore); the model and its checkpoint do not change."""
     if config.student in PRESETS:
         model = create_student(config.student, **config.student_options)
     elif config.student_options:
         raise ValueError("student_options apply to a preset name, not to a model folder")
     else:
         model = Student.from_pretrained(config.student)
-    model = model.to(device).train()
-    if getattr(model, "train_channels_last", False):
-        model = model.to(memory_format=torch.channels_last)
-    return model
+    return model.to(device, memory_format=torch.channels_last).train()
 
 
 def build_optimizer(model: nn.Module, config: TrainConfig):
@@ -410,6 +412,7 @@ def _run(config: TrainConfig, rank: int, world: int, device: torch.device) -> di
     from tqdm.auto import tqdm
 
     main, out = rank == 0, Path(config.out)
+    workers = config.workers if config.workers is not None else (4 if device.type == "cuda" else 0)
     state = _resume_state(config, out)  # before anything slow: a run with other settings fails at once
     if state is not None and state["step"] >= config.steps:
         if main:
@@ -427,7 +430,7 @@ def _run(config: TrainConfig, rank: int, world: int, device: torch.device) -> di
     # collective here, since building a large cache can outlast a process group's timeout
     cache_root = Path(config.cache_dir) if config.cache_dir else Path(config.store) / "audio-cache"
     if main:
-        cache = build_audio_cache(frame["params"].tolist(), cache_root, dtype=config.cache_dtype, workers=max(2, config.workers),
+        cache = build_audio_cache(frame["params"].tolist(), cache_root, dtype=config.cache_dtype, workers=max(2, workers),
                                   progress=config.progress)
     else:
         cache = wait_for_audio_cache(frame["params"].tolist(), cache_root, dtype=config.cache_dtype)
@@ -481,10 +484,10 @@ def _run(config: TrainConfig, rank: int, world: int, device: torch.device) -> di
     per_epoch = len(sampler)
     if per_epoch == 0:
         raise ValueError(f"fewer training rows ({len(train_set)}) than processes ({world})")
-    loader = training_loader(train_set, sampler, workers=config.workers, pin_memory=device.type == "cuda")
+    loader = training_loader(train_set, sampler, workers=workers, pin_memory=device.type == "cuda")
     valid_batches = exact_length_batches(valid_set.lengths, config.batch_size, rank=rank, world=world)
-    valid_loader = torch.utils.data.DataLoader(valid_set, batch_sampler=valid_batches, num_workers=min(config.workers, 1),
-                                               collate_fn=collate_views, persistent_workers=config.workers > 0,
+    valid_loader = torch.utils.data.DataLoader(valid_set, batch_sampler=valid_batches, num_workers=min(workers, 1),
+                                               collate_fn=collate_views, persistent_workers=workers > 0,
                                                generator=torch.Generator())  # leaves the global RNG (dropout) alone
 
     log_file = writer = None

@@ -56,7 +56,7 @@ def add_arguments(parser):
     parser.add_argument("--valid-limit", type=int, default=d.valid_limit, help="max held-out views per validation, 0 = all (default: %(default)s)")
     parser.add_argument("--valid-every", type=int, default=d.valid_every, help="steps between validations and checkpoints (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=d.seed, help="seed of initialisation, data order and dropout (default: %(default)s)")
-    parser.add_argument("--workers", type=int, default=d.workers, help="DataLoader worker processes (default: %(default)s)")
+    parser.add_argument("--workers", type=int, help="DataLoader processes rendering views (default: 0 on CPU, 4 on GPU)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--cache-dir", help="folder of packed audio caches (default: STORE/audio-cache)")
     parser.add_argument("--cache-dtype", choices=("float32", "int16"), default=d.cache_dtype,
