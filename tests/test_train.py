@@ -94,7 +94,7 @@ def test_split_by_file_and_batches():
     assert len(held) == 20 and held == validation_files(files[::-1], 0.1)
     assert validation_files(files + ["/data/new.wav"], 0.1) - held <= {"/data/new.wav"}  # stable as the store grows
 
-    lengths = np.array([8000] * 45 + [5000] * 7 + [3000 + i for i in range(5)])  # short files labelled whole
+    lengths = np.array([8000] * 45 + [5000] * 7 + [3000 + i for i in range(6)])  # short files labelled whole
     everything = []
     for rank in range(2):
         sampler = LengthBatches(lengths, 8, seed=1, rank=rank, world=2)
@@ -107,6 +107,7 @@ def test_split_by_file_and_batches():
     seen = [i for b in everything for i in b]
     assert sorted(seen) == list(range(len(lengths)))  # each row exactly once per epoch, across ranks
     assert sum(len(set(lengths[b])) == 1 for b in everything) >= 45 // 8  # every full batch of one length
+    assert [len(b) for b in LengthBatches([100] * 5, 2).batches()] == [2, 2]  # no batch of one (no batch statistics)
     sampler = LengthBatches(lengths, 8, seed=1)
     orders = []
     for epoch in (0, 1):

@@ -62,7 +62,8 @@ def add_arguments(parser):
     parser.add_argument("--cache-dtype", choices=("float32", "int16"), default=d.cache_dtype,
                         help="cache samples as float32 (exact) or int16 (half the disk) (default: %(default)s)")
     parser.add_argument("--device", default=d.device, help="cpu or cuda; under torchrun cuda means cuda:LOCAL_RANK (default: %(default)s)")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the student (helps on GPU; slower for small CPU models)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the student: faster steps after a compile, but each new clip length "
+                        "compiles again; for stores of fixed-length crops")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 

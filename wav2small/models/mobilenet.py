@@ -103,13 +103,18 @@ class MobileNetStudent(Student):
     time and mel -> ``head`` (the 1x1 head conv as a Linear, BatchNorm for V4 only, activation,
     dropout, Linear to 3, no output activation).
 
-    Input (B, N) 16 kHz waveform, any gain; output (B, 3) arousal, dominance, valence, unclipped.
-    The global mean makes the output independent of the clip length's parity and of the batch
-    neighbours (BatchNorm uses running statistics in eval mode).
+    Input (B, N) 16 kHz waveform, any gain, any length; output (B, 3) arousal, dominance, valence,
+    unclipped. In eval mode (BatchNorm with running statistics) an example's output does not
+    depend on its batch neighbours.
     """
+
+    #: variant name -> block table, set by each family
+    tables: dict = {}
 
     def __init__(self, config=None, **overrides):
         super().__init__(config, **overrides)
+        if self.config.variant not in self.tables:
+            raise ValueError(f"unknown {type(self).__name__} variant {self.config.variant!r}; choose one of {sorted(self.tables)}")
         self.frontend = LogMelFrontEnd(self.config.sampling_rate, self.config.n_fft, self.config.hop, self.config.n_mels)
 
     def _build_head(self, c_in: int, hidden: int, act: type, *, norm: bool):
@@ -177,22 +182,30 @@ MOBILENETV3_HEAD = {"small": (576, 1024), "large": (960, 1280)}
 
 
 @dataclass
-class MobileNetV3Config:
-    """Settings of a MobileNetV3 student.
+class MobileNetConfig:
+    """Settings both MobileNet families share.
 
-    variant: "small" or "large" (the paper's tables). width: multiplier on every channel count.
-    n_fft, hop: frame and hop in samples (400 / 160 = 25 ms / 10 ms at 16 kHz, the usual speech
-    frames). n_mels: mel bands (64, so the 32x downsampling leaves 2 bands). dropout: before the
-    last Linear, as in the paper's training.
+    variant: the block table. n_fft, hop: frame and hop in samples of the conv-DFT front-end
+    (400 / 160 = 25 ms / 10 ms at 16 kHz, the usual speech frames). n_mels: mel bands (64, so
+    the 32x downsampling leaves 2 bands). dropout: before the last Linear.
     """
 
-    variant: str = "small"
-    width: float = 1.0
+    variant: str = ""
     n_fft: int = 400
     hop: int = 160
     n_mels: int = 64
-    dropout: float = 0.2
+    dropout: float = 0.0
     sampling_rate: int = 16000
+
+
+@dataclass
+class MobileNetV3Config(MobileNetConfig):
+    """MobileNetV3: variant "small" or "large" (the paper's tables); width multiplies every
+    channel count; dropout 0.2 as in the paper's training."""
+
+    variant: str = "small"
+    width: float = 1.0
+    dropout: float = 0.2
 
 
 class MobileNetV3(MobileNetStudent):
@@ -208,12 +221,11 @@ class MobileNetV3(MobileNetStudent):
 
     config_class = MobileNetV3Config
     architecture = "mobilenetv3"
+    tables = MOBILENETV3_BLOCKS
 
     def __init__(self, config: MobileNetV3Config | None = None, **overrides):
         super().__init__(config, **overrides)
         variant, width = self.config.variant, self.config.width
-        if variant not in MOBILENETV3_BLOCKS:
-            raise ValueError(f"unknown MobileNetV3 variant {variant!r}; choose one of {sorted(MOBILENETV3_BLOCKS)}")
         c = make_divisible(16 * width)
         self.stem = ConvBNAct(1, c, 3, 2, act=HS)
         blocks = []
@@ -272,19 +284,10 @@ MOBILENETV4_BLOCKS = {
 
 
 @dataclass
-class MobileNetV4Config:
-    """Settings of a MobileNetV4-Conv student.
-
-    variant: "conv-small" or "conv-medium" (the paper's tables). n_fft, hop, n_mels: as for
-    MobileNetV3 (25 ms / 10 ms frames, 64 mels). dropout: before the last Linear.
-    """
+class MobileNetV4Config(MobileNetConfig):
+    """MobileNetV4-Conv: variant "conv-small" or "conv-medium" (the paper's tables)."""
 
     variant: str = "conv-small"
-    n_fft: int = 400
-    hop: int = 160
-    n_mels: int = 64
-    dropout: float = 0.0
-    sampling_rate: int = 16000
 
 
 class MobileNetV4(MobileNetStudent):
@@ -301,11 +304,10 @@ class MobileNetV4(MobileNetStudent):
 
     config_class = MobileNetV4Config
     architecture = "mobilenetv4"
+    tables = MOBILENETV4_BLOCKS
 
     def __init__(self, config: MobileNetV4Config | None = None, **overrides):
         super().__init__(config, **overrides)
-        if self.config.variant not in MOBILENETV4_BLOCKS:
-            raise ValueError(f"unknown MobileNetV4 variant {self.config.variant!r}; choose one of {sorted(MOBILENETV4_BLOCKS)}")
         (_, kernel, stride, c), *table = MOBILENETV4_BLOCKS[self.config.variant]
         self.stem = ConvBNAct(1, c, kernel, stride)
         blocks = []
