@@ -55,8 +55,8 @@ class TrainConfig:
     (e.g. {"channels": 20}). target: "combined" (the store's arousal, dominance, valence) or a
     teacher member name (its ``<member>.*`` columns).
     steps: optimizer steps in all. batch_size: clips per step and process (DDP multiplies it).
-    lr: peak learning rate of AdamW, reached after ``warmup_steps`` linear steps, then cosine
-    decay to ``lr * min_lr_ratio`` at the last step. weight_decay: AdamW decay of weight
+    lr: peak learning rate of AdamW, reached after ``warmup_steps`` linear steps (None = 5 % of
+    ``steps``), then cosine decay to ``lr * min_lr_ratio`` at the last step. weight_decay: AdamW decay of weight
     matrices and kernels (not of biases and norms). grad_clip: largest global gradient norm
     (0 = off). ccc_weight: loss = (1 - w) * MSE + w * (1 - CCC over the batch), averaged over
     the three dimensions; 0 is plain MSE, 1 plain CCC. ema_decay: exponential moving average of
@@ -83,7 +83,7 @@ class TrainConfig:
     steps: int = 20000
     batch_size: int = 16
     lr: float = 2e-3
-    warmup_steps: int = 500
+    warmup_steps: int | None = None
     min_lr_ratio: float = 0.05
     weight_decay: float = 0.01
     grad_clip: float = 1.0
@@ -102,7 +102,7 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self):
-        if self.steps < 1 or self.valid_every < 1 or self.warmup_steps < 0:
+        if self.steps < 1 or self.valid_every < 1 or (self.warmup_steps or 0) < 0:
             raise ValueError("steps and valid_every must be positive, warmup_steps >= 0")
         if self.batch_size < 2:
             raise ValueError(f"batch_size must be at least 2 (BatchNorm and the CCC loss need batch statistics), got {self.batch_size}")
@@ -274,17 +274,29 @@ def _targets(frame, target: str, members: list[str]) -> np.ndarray:
     return frame[columns].to_numpy(np.float32)
 
 
+def channels_last_is_faster(model: nn.Module) -> bool:
+    """Whether ``model`` trains faster with channels-last tensors: when its full (not depthwise,
+    not 1x1) convolutions have 16 channels or more.
+
+    Measured with bench/train_throughput.py on a 2-core AVX-512 CPU: channels-last trains
+    MobileNetV3-small 1.5x, MobileNetV4-conv-small 1.3x and wav2small-72k (33 channels) 1.4x
+    faster, but the 13-channel wav2small 1.2x slower (fewer channels than a vector holds).
+    """
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.groups == 1 and m.kernel_size != (1, 1)]
+    return bool(convs) and min(m.out_channels for m in convs) >= 16
+
+
 def build_student(config: TrainConfig, device="cpu") -> Student:
-    """The student of a run, on ``device``, in train mode, with channels-last tensors: oneDNN's
-    convolutions (forward and backward) run 1.3x (wav2small) to 1.5x (MobileNets) faster in that
-    layout on CPU (bench/train_throughput.py --explore); the model and its checkpoint do not change."""
+    """The student of a run, on ``device``, in train mode, in its faster memory layout (the model
+    and its checkpoint are the same either way)."""
     if config.student in PRESETS:
         model = create_student(config.student, **config.student_options)
     elif config.student_options:
         raise ValueError("student_options apply to a preset name, not to a model folder")
     else:
         model = Student.from_pretrained(config.student)
-    return model.to(device, memory_format=torch.channels_last).train()
+    layout = torch.channels_last if channels_last_is_faster(model) else torch.contiguous_format
+    return model.to(device, memory_format=layout).train()
 
 
 def build_optimizer(model: nn.Module, config: TrainConfig):
@@ -293,8 +305,9 @@ def build_optimizer(model: nn.Module, config: TrainConfig):
     groups = [{"params": [p for p in trainable if p.dim() >= 2], "weight_decay": config.weight_decay},
               {"params": [p for p in trainable if p.dim() < 2], "weight_decay": 0.0}]
     optimizer = torch.optim.AdamW(groups, lr=config.lr)
+    warmup = config.warmup_steps if config.warmup_steps is not None else config.steps // 20
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(
-        s, warmup=config.warmup_steps, total=config.steps, min_ratio=config.min_lr_ratio))
+        s, warmup=warmup, total=config.steps, min_ratio=config.min_lr_ratio))
     return optimizer, schedule
 
 

@@ -45,7 +45,7 @@ def add_arguments(parser):
     parser.add_argument("--steps", type=int, default=d.steps, help="optimizer steps (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=d.batch_size, help="clips per step and process (default: %(default)s)")
     parser.add_argument("--lr", type=float, default=d.lr, help="peak AdamW learning rate (default: %(default)s)")
-    parser.add_argument("--warmup-steps", type=int, default=d.warmup_steps, help="linear warm-up steps (default: %(default)s)")
+    parser.add_argument("--warmup-steps", type=int, help="linear warm-up steps (default: 5%% of --steps)")
     parser.add_argument("--min-lr-ratio", type=float, default=d.min_lr_ratio, help="final lr / peak lr of the cosine decay (default: %(default)s)")
     parser.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay of kernels (default: %(default)s)")
     parser.add_argument("--grad-clip", type=float, default=d.grad_clip, help="max gradient norm, 0 = off (default: %(default)s)")
