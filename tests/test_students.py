@@ -13,11 +13,13 @@ from wav2small import Student, create_student, list_students
 def reference_kernels():
     """oneDNN compiles kernels for every new input shape (about 3 s per MobileNet here); the
     reference kernels compute the same function without that cost. Training tests and the
-    benchmark run oneDNN."""
-    enabled = torch.backends.mkldnn.enabled
+    benchmark run oneDNN. One thread: on a busy shared machine two threads wait on each other."""
+    enabled, threads = torch.backends.mkldnn.enabled, torch.get_num_threads()
     torch.backends.mkldnn.enabled = False
+    torch.set_num_threads(1)
     yield
     torch.backends.mkldnn.enabled = enabled
+    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("name", list_students())

@@ -38,7 +38,12 @@ def _store(root, count, seconds, *, crop_dur, views, seed=0):
     for i in range(count):
         sf.write(audio / f"clip{i:04d}.wav", synth_speech(rng.uniform(*seconds), seed * 1000 + i), 16000, subtype="PCM_16")
     teacher = save_tiny_teacher(root / "teacher", "dawn", seed=seed)
-    label_audio(audio, teacher, root / "store", crop_dur=crop_dur, views=views, batch_size=32, progress=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # on a busy shared machine two threads wait on each other
+    try:
+        label_audio(audio, teacher, root / "store", crop_dur=crop_dur, views=views, batch_size=32, progress=False)
+    finally:
+        torch.set_num_threads(threads)
     return root / "store"
 
 

@@ -69,9 +69,10 @@ class TrainConfig:
     threads for the cores costs more) and 4 on GPU.
     threads: torch CPU threads (None = torch's default). cache_dir: where the packed audio cache
     lives (default: ``<store>/audio-cache``), cache_dtype: "float32" or "int16". device: "cpu" or
-    "cuda" (under torchrun: cuda:LOCAL_RANK). compile: torch.compile the student: about
-    1.15-1.5x faster wav2small training on CPU after a compile of about 20 s, but every new clip
-    length compiles again (after 8, the rest run uncompiled): for stores of fixed-length crops.
+    "cuda" (under torchrun: cuda:LOCAL_RANK). compile: torch.compile the student: 1.3-1.7x
+    faster wav2small steps on CPU after a compile of about 20 s (80 s for a MobileNet), but every
+    new clip length compiles again (after 8, the rest run uncompiled; inductor in torch 2.13
+    fails on a dynamic length): for stores of fixed-length crops.
     progress: show a progress bar.
     """
 
@@ -223,7 +224,7 @@ class LengthBatches(torch.utils.data.Sampler):
         full += [rest[k : k + self.batch_size] for k in range(0, len(rest), self.batch_size) if len(rest) - k > 1]
         if self.shuffle:
             full = [full[k] for k in rng.permutation(len(full))]
-        usable = len(full) - len(full) % self.world if len(full) >= self.world else len(full)
+        usable = len(full) - len(full) % self.world  # DDP: every rank takes the same number of steps
         return full[:usable][self.rank :: self.world]
 
     def __iter__(self):
