@@ -42,8 +42,6 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    import json
-
     from ..export import ParityError, export_onnx
 
     try:
@@ -57,8 +55,7 @@ def run(args) -> int:
         print(f"wav2small export: parity check failed: {error}", file=sys.stderr)
         return 1
     print(summary(report))
-    print(json.dumps({k: report[k] for k in ("fp32_parity", "int8") if k in report},
-                     indent=2, default=str), file=sys.stderr)
+    print(f"reports: {args.out}/report.json (all parity numbers), {args.out}/footprint.md, contract: {args.out}/CONTRACT.md")
     return 0
 
 
