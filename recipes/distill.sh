@@ -21,6 +21,7 @@ data=                     # audio folder, or MSP-Podcast root (Audios/ + Labels/
 splits=Train              # MSP-Podcast splits to distil on
 eval_split=Test1          # MSP-Podcast split for evaluation against human labels
 teacher=dawn+odyssey      # teacher spec: alias, hub id, folder, or A+B ensemble
+teacher_weights=          # ensemble weights, comma-separated (default: equal)
 student=wav2small         # see `wav2small students`
 crop_dur=4                # seconds per labelled crop
 views=2                   # augmented views per crop (0 = clean crops only)
@@ -76,7 +77,8 @@ run_stage 0 prepare wav2small prepare "$data" --splits "$splits" --test-split "$
 
 # The teacher labels the training audio (clean crops + augmented views) and the held-out test audio.
 label_stage() {
-  local common=(--teacher "$teacher" --crop-dur "$crop_dur" --batch-size "$batch_size" --device "$device")
+  local common=(--teacher "$teacher" ${teacher_weights:+--weights "$teacher_weights"} --crop-dur "$crop_dur"
+                --batch-size "$batch_size" --device "$device")
   $launch label "$out/data/train.csv" --out "$out/labels" --views "$views" ${noise_dir:+--noise-dir "$noise_dir"} "${common[@]}" &&
   $launch label "$out/data/test.csv" --out "$out/labels_test" --views 0 "${common[@]}"
 }
