@@ -23,13 +23,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import synth_speech  # noqa: E402  the speech-like test signal
-
-from wav2small import create_student, export_onnx, list_students  # noqa: E402
+from wav2small import create_student, export_onnx, list_students
+from wav2small.testing import synth_speech, write_audio_dir
 
 SECONDS = 5.0
 
@@ -206,10 +203,7 @@ def main():
     peak.update(fp32_gemm_gmacs=gemm_ceiling_gmacs(int8=False), int8_gemm_gmacs=gemm_ceiling_gmacs(int8=True))
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        calibration = Path(tmp) / "speech"
-        calibration.mkdir()
-        for i in range(24):
-            sf.write(calibration / f"utt{i:03d}.wav", synth_speech(2.0 + (i % 5) * 0.5, 900 + i), 16000, subtype="PCM_16")
+        calibration = write_audio_dir(Path(tmp) / "speech", 24, seconds=(2.0, 4.0), seed=9)
         for name in args.students:
             results.append(bench_student(name, Path(tmp), calibration, args.repeats, peak))
             print(f"{name}: done", file=sys.stderr, flush=True)

@@ -16,37 +16,21 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import soundfile as sf
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import synth_speech  # noqa: E402  the test suite's speech-like audio
-
-from wav2small.cache import build_audio_cache  # noqa: E402
-from wav2small.labels import LabelStore, label_audio  # noqa: E402
-from wav2small.models import create_student, list_students  # noqa: E402
-from wav2small.teachers import save_tiny_teacher  # noqa: E402
-from wav2small.train import (LengthBatches, TrainConfig, ViewDataset, build_optimizer, build_student, collate_views,  # noqa: E402
+from wav2small.cache import build_audio_cache
+from wav2small.labels import LabelStore
+from wav2small.models import create_student, list_students
+from wav2small.testing import write_label_store
+from wav2small.train import (LengthBatches, TrainConfig, ViewDataset, build_optimizer, build_student, collate_views,
                              train_step, training_loader)
 
 BATCH = 16
 SECONDS = 3.0
-
-
-def make_store(root: Path, clips: int) -> Path:
-    audio = root / "audio"
-    audio.mkdir(parents=True)
-    for i in range(clips):
-        sf.write(audio / f"clip{i:04d}.wav", synth_speech(SECONDS + 0.2, i), 16000, subtype="PCM_16")
-    teacher = save_tiny_teacher(root / "teacher", "dawn")
-    label_audio(audio, teacher, root / "store", crop_dur=SECONDS, views=1, batch_size=32, progress=False)
-    return root / "store"
 
 
 def clips_per_s(step, batches, steps: int) -> float:
@@ -126,7 +110,8 @@ def main():
 
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        store = make_store(Path(tmp), BATCH * (args.steps + 2) // 2)  # two views per clip
+        clips, length = BATCH * (args.steps + 2) // 2, (SECONDS + 0.2, SECONDS + 0.2)  # two views per clip
+        store = write_label_store(Path(tmp), clips, length, crop_dur=SECONDS, views=1)
         frame = LabelStore(store).read()
         labelled = time.perf_counter()
         cache = build_audio_cache(frame["params"], Path(tmp) / "cache", progress=False)

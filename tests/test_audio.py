@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import synth_speech
 from wav2small import AudioError, load_audio
+from wav2small.testing import synth_speech
 from wav2small.audio import check_waveform, find_audio_files, read_segment, resample
 
 

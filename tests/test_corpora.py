@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import MSP_SPLITS
 from wav2small.corpora import corpus_kind, csv_corpus, msp_podcast, open_corpus, ratings_to_unit
+from wav2small.testing import MSP_SPLITS
 
 
 def test_msp_split_filtering_and_mapping(make_msp_podcast):

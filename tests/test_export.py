@@ -9,59 +9,13 @@ import onnx
 import pytest
 import soundfile as sf
 import torch
-from conftest import synth_speech
 
 from wav2small import create_student, export_onnx, list_students, predict
 from wav2small.cli import main
 from wav2small.models import Student
 from wav2small.models.registry import PRESETS
 from wav2small.predict import OnnxPredictor, TorchPredictor
-
-
-def acoustic_targets(clips) -> np.ndarray:
-    """Per clip: brightness (log spectral centroid), a pitch-like zero-crossing rate and noisiness
-    (spectral flatness), each mapped to mean 0.5 and spread 0.15 across clips: (N, 3)."""
-    rows = []
-    for x in clips:
-        frames = np.lib.stride_tricks.sliding_window_view(x, 512)[::256] * np.hanning(512)
-        power = np.abs(np.fft.rfft(frames, axis=1)) ** 2 + 1e-10
-        centroid = np.log((power * np.fft.rfftfreq(512, 1 / 16000)).sum(1) / power.sum(1)).mean()
-        zcr = np.mean(np.abs(np.diff(np.sign(x)))) / 2
-        flatness = (np.exp(np.log(power).mean(1)) / power.mean(1)).mean()
-        rows.append([centroid, zcr, flatness])
-    y = np.array(rows)
-    return (0.5 + 0.15 * (y - y.mean(0)) / y.std(0)).astype(np.float32)
-
-
-def fit_wav2small(model, clips):
-    """Make a random Wav2Small answer like a model: BatchNorm statistics from speech-like clips and
-    a ridge-regression head onto acoustic targets. Its outputs then spread across clips because of
-    the audio (a random model's barely move), so int8-versus-fp32 correlation means something."""
-    targets = acoustic_targets(clips)
-    batches = [torch.from_numpy(np.stack(clips[i:i + 8])) for i in range(0, len(clips), 8)]
-    for norm in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
-        norm.reset_running_stats()
-        norm.momentum = None  # cumulative average over the batches
-    features = []
-    hook = model.adv.register_forward_hook(lambda module, inputs, output: features.append(inputs[0]))
-    with torch.no_grad():
-        model.train()
-        for batch in batches:
-            model(batch)
-        model.eval()
-        features.clear()
-        for batch in batches:
-            model(batch)
-    hook.remove()
-    f = torch.cat(features).double()
-    mean, std = f.mean(0), f.std(0) + 1e-6
-    z = (f - mean) / std
-    y = torch.from_numpy(targets).double()
-    w = torch.linalg.solve(z.T @ z + len(z) * torch.eye(z.shape[1], dtype=z.dtype), z.T @ (y - y.mean(0)))
-    with torch.no_grad():
-        model.adv.weight.copy_((w / std[:, None]).T.float())
-        model.adv.bias.copy_((y.mean(0) - (mean / std) @ w).float())
-    return model
+from wav2small.testing import fit_wav2small, synth_speech
 
 
 @pytest.fixture(scope="module")

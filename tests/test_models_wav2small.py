@@ -9,9 +9,9 @@ import scipy.signal
 import torch
 from safetensors.torch import save_file
 
-from conftest import synth_speech
 from wav2small import Wav2Small, create_student
 from wav2small.frontend import LogMelFrontEnd
+from wav2small.testing import synth_speech
 
 PUBLISHED_KEYS = (
     [f"vgg7.l{i}.conv.weight" for i in range(1, 8)]

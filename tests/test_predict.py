@@ -8,10 +8,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from conftest import synth_speech
 from wav2small import AudioError, Wav2Small, predict
 from wav2small.cli import main
 from wav2small.predict import windows
+from wav2small.testing import synth_speech
 
 predict_module = importlib.import_module("wav2small.predict")  # the package re-exports the function under the same name
 

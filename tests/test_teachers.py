@@ -17,8 +17,8 @@ from wav2small.teachers import (
     EnsembleTeacher,
     OdysseyTeacher,
     load_teacher,
-    save_tiny_teacher,
 )
+from wav2small.testing import save_tiny_teacher
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +93,7 @@ def test_odyssey_equals_the_reference_forward_with_constants_from_config(tiny, t
 
 
 def test_odyssey_backbone_settings_missing_from_config_are_read_off_the_weights(tmp_path):
-    from wav2small.teachers import tiny_config
+    from wav2small.testing import tiny_config
 
     config = tiny_config("odyssey")
     config["ssl_config"].update(conv_bias=True, intermediate_size=48)

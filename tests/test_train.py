@@ -14,15 +14,13 @@ import time
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
-from conftest import synth_speech
 
 from wav2small import Student, concordance_cc, create_student
 from wav2small.cli import main
 from wav2small.cache import build_audio_cache
-from wav2small.labels import LabelStore, label_audio
-from wav2small.teachers import save_tiny_teacher
+from wav2small.labels import LabelStore
+from wav2small.testing import synth_speech, write_label_store
 from wav2small.train import (LengthBatches, TrainConfig, concordance_loss, distillation_loss, lr_factor, train,
                              validation_files)
 from wav2small.views import render_view
@@ -30,27 +28,10 @@ from wav2small.views import render_view
 LABELS = ["arousal", "dominance", "valence"]
 
 
-def _store(root, count, seconds, *, crop_dur, views, seed=0):
-    """Speech-like clips labelled by a tiny random teacher into a label store."""
-    audio = root / "audio"
-    audio.mkdir(parents=True)
-    rng = np.random.default_rng(seed)
-    for i in range(count):
-        sf.write(audio / f"clip{i:04d}.wav", synth_speech(rng.uniform(*seconds), seed * 1000 + i), 16000, subtype="PCM_16")
-    teacher = save_tiny_teacher(root / "teacher", "dawn", seed=seed)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # on a busy shared machine two threads wait on each other
-    try:
-        label_audio(audio, teacher, root / "store", crop_dur=crop_dur, views=views, batch_size=32, progress=False)
-    finally:
-        torch.set_num_threads(threads)
-    return root / "store"
-
-
 @pytest.fixture(scope="module")
 def small_store(tmp_path_factory):
     """16 clips of 0.4-0.9 s, crops of 0.5 s (shorter files whole), one augmented view each."""
-    return _store(tmp_path_factory.mktemp("small"), 16, (0.4, 0.9), crop_dur=0.5, views=1)
+    return write_label_store(tmp_path_factory.mktemp("small"), 16, (0.4, 0.9), crop_dur=0.5, views=1)
 
 
 def _command(store, out, *extra):
@@ -180,7 +161,7 @@ def test_distillation_learns_the_teacher(tmp_path):
     used here) against 0.00 untrained; 160 clips were too few: some teachers were memorised, not
     learnt (held-out CCC below zero).
     """
-    store = _store(tmp_path, 480, (0.5, 0.6), crop_dur=0.5, views=0)
+    store = write_label_store(tmp_path, 480, (0.5, 0.6), crop_dur=0.5, views=0)
     config = TrainConfig(store=str(store), out=str(tmp_path / "run"), steps=150, batch_size=16, lr=3e-3, warmup_steps=15,
                          valid_every=150, valid_fraction=0.2, workers=0, threads=1, progress=False)
     frame = LabelStore(store).read()

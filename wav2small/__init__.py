@@ -1,5 +1,6 @@
 """wav2small: distil large speech-emotion models into tiny students (arousal, dominance, valence)."""
 
+from ._version import __version__
 from .audio import AudioError, load_audio
 from .corpora import Corpus, csv_corpus, label_store_corpus, msp_podcast, open_corpus
 from .evaluate import Evaluation, evaluate
@@ -10,8 +11,6 @@ from .models import MobileNetV3, MobileNetV4, Student, Wav2Small, create_student
 from .predict import load_model, predict
 from .teachers import DawnTeacher, EnsembleTeacher, OdysseyTeacher, load_teacher
 from .train import TrainConfig, train
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AudioError",

@@ -14,9 +14,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-SAMPLING_RATE = 16000
-#: The shortest clip any model accepts: one analysis frame of the front-end (64 samples at 16 kHz).
-MIN_SAMPLES = 64
+from .contract import MIN_SAMPLES, SAMPLING_RATE
+
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif", ".au")
 
 

@@ -12,16 +12,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import time
-import uuid
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from .audio import SAMPLING_RATE, AudioError, read_segment
+from .atomic import atomic_directory
+from .audio import AudioError, read_segment
+from .contract import SAMPLING_RATE
 from .views import render_view
 
 DATA_FILE = "audio.bin"
@@ -125,11 +125,9 @@ def build_audio_cache(params, root, *, dtype: str = "float32", workers: int = 2,
         return AudioCache(folder)
     root.mkdir(parents=True, exist_ok=True)
     stretches = needed_stretches(params, progress=progress)
-    tmp = root / f".{folder.name}.{uuid.uuid4().hex[:8]}.tmp"
-    tmp.mkdir()
     index, errors, offset = {}, {}, 0
     total = sum(last - first for ranges in stretches.values() for first, last in ranges)
-    try:
+    with atomic_directory(folder, replace=False) as tmp:  # another process may finish the same cache first: it wins
         with open(tmp / DATA_FILE, "wb") as out, ThreadPoolExecutor(max(1, workers), thread_name_prefix="wav2small-cache") as pool, \
                 tqdm(total=total / SAMPLING_RATE, desc="cache audio", unit="s", unit_scale=True, disable=not progress,
                      leave=False, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}]") as bar:
@@ -145,18 +143,9 @@ def build_audio_cache(params, root, *, dtype: str = "float32", workers: int = 2,
                     offset += len(audio)
                     bar.update(len(audio) / SAMPLING_RATE)
                 index[file] = entries
-            out.flush()
-            os.fsync(out.fileno())
         meta = {"dtype": dtype, "samples": offset, "sampling_rate": SAMPLING_RATE, "files": index, "errors": errors,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         (tmp / INDEX_FILE).write_text(json.dumps(meta))
-        try:
-            os.rename(tmp, folder)
-        except OSError:  # another process finished the same cache first
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return AudioCache(folder)
 
 

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from .audio import load_audio, read_segment
+from .contract import LABELS
 
-LABELS = ("arousal", "dominance", "valence")
 MSP_SPLITS = ("Train", "Development", "Test1", "Test2", "Test3")
 MSP_LABEL_FILE = Path("Labels") / "labels_consensus.csv"
 #: MSP-Podcast rating columns, in the package's order arousal, dominance, valence.

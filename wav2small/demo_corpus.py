@@ -16,7 +16,9 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
+from .atomic import atomic_path
 from .audio import load_audio
+from .contract import SAMPLING_RATE
 
 SENTENCES = {
     1: [  # pleasant
@@ -103,12 +105,12 @@ def make_demo_corpus(directory, *, n_clips: int = 200, seed: int = 0, progress: 
                 raw = Path(tmp) / "raw.wav"
                 command = [binary, "-v", f"{lang}+{voice}", "-s", str(rate), "-p", str(pitch), "-a", str(amplitude), "-w", str(raw), text]
                 subprocess.run(command, check=True, capture_output=True, timeout=60)
-                partial = target.with_suffix(".part.wav")
-                sf.write(partial, load_audio(raw), 16000, subtype="PCM_16")
-                partial.replace(target)
+                with atomic_path(target) as partial:
+                    sf.write(partial, load_audio(raw), SAMPLING_RATE, format="WAV", subtype="PCM_16")
             arousal, dominance, valence = _proxy_ratings(rate, pitch, amplitude, polarity, rng)
             emotion = {1: "H", 0: "N", -1: "S"}[polarity]
             rows.append((name, emotion, arousal, valence, dominance, f"{lang}+{voice}", VOICES[voice], split_of[(lang, voice)]))
     columns = ["FileName", "EmoClass", "EmoAct", "EmoVal", "EmoDom", "SpkrID", "Gender", "Split_Set"]
-    pd.DataFrame(rows, columns=columns).to_csv(directory / "Labels" / "labels_consensus.csv", index=False)
+    with atomic_path(directory / "Labels" / "labels_consensus.csv") as tmp:
+        pd.DataFrame(rows, columns=columns).to_csv(tmp, index=False)
     return directory

@@ -4,7 +4,6 @@ by gender and speaker, and a report (JSON, Markdown, per-clip CSV, PNG plots).
 
 from __future__ import annotations
 
-import json
 import math
 import platform
 import sys
@@ -16,8 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ._version import __version__
+from .atomic import atomic_path, write_json, write_text
 from .audio import AudioError
-from .corpora import LABELS, Corpus
+from .contract import LABELS, MIN_SAMPLES
+from .corpora import Corpus
 from .metrics import concordance_cc, mean_absolute_error, pearson_cc
 from .predict import _EqualLengthBatcher, load_model
 
@@ -120,7 +122,7 @@ def predict_corpus(corpus: Corpus, predictors: dict, *, batch_size: int = 16, pr
     from tqdm.auto import tqdm
 
     batchers = {name: _EqualLengthBatcher(p, batch_size) for name, p in predictors.items()}
-    shortest = {name: int(getattr(p, "min_samples", 64)) for name, p in predictors.items()}
+    shortest = {name: int(getattr(p, "min_samples", MIN_SAMPLES)) for name, p in predictors.items()}
     errors = {}
     for i, row in enumerate(tqdm(corpus.clips.to_dict("records"), desc="evaluate", unit="clip", disable=not progress)):
         if not Path(row["file"]).exists():
@@ -161,8 +163,6 @@ def _describe(predictor) -> dict:
 
 
 def _versions() -> dict:
-    from . import __version__
-
     versions = {"wav2small": __version__, "python": platform.python_version(), "numpy": np.__version__, "pandas": pd.__version__}
     for module in ("torch", "onnxruntime"):
         if module in sys.modules:
@@ -366,12 +366,14 @@ class Evaluation:
             "ccc_plot": directory / "ccc.png",
             "scatter_plot": directory / "scatter.png",
         }
-        paths["json"].write_text(json.dumps(self.report, indent=2, allow_nan=False) + "\n")
-        paths["markdown"].write_text(self.markdown())
-        self.predictions.to_csv(paths["predictions"], index=False, float_format="%.6f")
+        write_json(paths["json"], self.report, allow_nan=False)
+        write_text(paths["markdown"], self.markdown())
+        with atomic_path(paths["predictions"]) as tmp:
+            self.predictions.to_csv(tmp, index=False, float_format="%.6f")
         if self.report.get("by_speaker"):
             paths["by_speaker"] = directory / "by_speaker.csv"
-            self.by_speaker().to_csv(paths["by_speaker"], index=False, float_format="%.6f")
+            with atomic_path(paths["by_speaker"]) as tmp:
+                self.by_speaker().to_csv(tmp, index=False, float_format="%.6f")
         plot_ccc(self, paths["ccc_plot"])
         plot_scatter(self, paths["scatter_plot"])
         return paths
@@ -430,7 +432,8 @@ def plot_ccc(evaluation: Evaluation, path):
     ax.set_title(f"{evaluation.report['corpus']['name']}: CCC, {level:.0%} bootstrap intervals", fontsize=10)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
 
 
@@ -461,5 +464,6 @@ def plot_scatter(evaluation: Evaluation, path):
             ax.tick_params(labelsize=7)
     fig.suptitle(f"{evaluation.report['corpus']['name']} ({len(table)} clips)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)

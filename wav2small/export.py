@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import tempfile
 import warnings
 from pathlib import Path
@@ -26,21 +25,16 @@ import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from .audio import SAMPLING_RATE, find_audio_files, read_segment
+from .atomic import atomic_path, write_json, write_text
+from .audio import find_audio_files, read_segment
+from .contract import (AUDONNX_FILES, CONTRACT_FILE, CONTRACT_MARKDOWN_FILE, FOOTPRINT_FILE, FOOTPRINT_MARKDOWN_FILE, FP32_FILE,
+                       INPUT_NAME, INT8_FILE, LABELS, OUTPUT_NAME, REPORT_FILE, SAMPLING_RATE)
 from .metrics import concordance_cc, pearson_cc
 from .models import Student, create_student, list_students
 
-INPUT_NAME = "signal"
-OUTPUT_NAME = "adv"
-LABELS = ("arousal", "dominance", "valence")
 OPSET = 18
-FP32_FILE = "model.onnx"
-INT8_FILE = "model.int8.onnx"
-CONTRACT_FILE = "contract.json"
-REPORT_FILE = "report.json"
-# audonnx reshapes its input to the model's input shape and allows one dynamic axis only, so its view
-# is the same graph with the batch axis fixed to 1.
-AUDONNX_FILES = {FP32_FILE: ("model.yaml", "model.audonnx.onnx"), INT8_FILE: ("model.int8.yaml", "model.int8.audonnx.onnx")}
+# audonnx reshapes its input to the model's input shape and allows one dynamic axis only, so its
+# bundle holds the same graph with the batch axis fixed to 1 (AUDONNX_FILES).
 AUDONNX_FORMAT = "$audonnx.core.model.Model==1.0.1"
 # (batch, seconds) of the fp32-versus-torch check; the odd sample count checks the frame arithmetic.
 FP32_CHECKS = ((1, 1.0), (2, 5.0), (3, 2.5 + 37 / SAMPLING_RATE), (1, 30.0))
@@ -166,10 +160,10 @@ def export_onnx(
     contract = write_contract(out_dir, student)
     files = [FP32_FILE] + ([INT8_FILE] if int8 else [])
     prints = {name: footprint(out_dir / name) for name in files}
-    _write_json(out_dir / "footprint.json", prints)
+    _write_json(out_dir / FOOTPRINT_FILE, prints)
     title = (f"{student.architecture} ({source}): {student.num_parameters():,} trainable parameters, "
              f"{student.num_state_values():,} state-dict values")
-    (out_dir / "footprint.md").write_text(footprint_markdown(prints, title=title))
+    write_text(out_dir / FOOTPRINT_MARKDOWN_FILE, footprint_markdown(prints, title=title))
     report["files"] = {p.name: p.stat().st_size for p in sorted(out_dir.iterdir()) if p.is_file() and p.name != REPORT_FILE}
     report["contract"] = contract
     _write_json(out_dir / REPORT_FILE, report)
@@ -582,7 +576,7 @@ def write_contract(out_dir, student: Student) -> dict:
     }
     _write_json(out_dir / CONTRACT_FILE, contract)
     i, o = contract["input"], contract["output"]
-    (out_dir / "CONTRACT.md").write_text(f"""# ONNX contract: {student.architecture}
+    write_text(out_dir / CONTRACT_MARKDOWN_FILE, f"""# ONNX contract: {student.architecture}
 
 | | name | dtype | shape | meaning |
 |---|---|---|---|---|
@@ -612,11 +606,12 @@ def write_audonnx_view(out_dir, model_file: str) -> None:
         value.type.tensor_type.shape.dim[0].dim_value = 1
     _save(proto, out_dir / onnx_name)
     labels = "".join(f"  - {label}\n" for label in LABELS)
-    (out_dir / yaml_name).write_text(f"{AUDONNX_FORMAT}:\n  path: {onnx_name}\n  labels:\n{labels}  transform: null\n")
+    write_text(out_dir / yaml_name, f"{AUDONNX_FORMAT}:\n  path: {onnx_name}\n  labels:\n{labels}  transform: null\n")
 
 
 def _save(proto: onnx.ModelProto, path) -> None:
-    onnx.save_model(proto, str(path), save_as_external_data=False)
+    with atomic_path(path) as tmp:
+        onnx.save_model(proto, str(tmp), save_as_external_data=False)
 
 
 def _copy(proto: onnx.ModelProto) -> onnx.ModelProto:
@@ -626,7 +621,7 @@ def _copy(proto: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def _write_json(path, data) -> None:
-    Path(path).write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+    write_json(path, data, default=_json_default)
 
 
 def _json_default(value):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import uuid
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,8 +19,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .audio import SAMPLING_RATE, AudioError, audio_duration, find_audio_files
-from .teachers import LABELS
+from ._version import __version__
+from .atomic import atomic_path, write_json
+from .audio import AudioError, audio_duration, find_audio_files
+from .contract import LABELS, SAMPLING_RATE
 from .views import ViewSettings, make_view
 
 METADATA_FILE = "metadata.json"
@@ -94,7 +95,7 @@ class LabelStore:
                                  f"{[old.get(k) for k in changed]} here, {[metadata.get(k) for k in changed]} now); "
                                  "use another --out or the same settings to resume")
             return old
-        _write_atomic(path, (json.dumps(metadata, indent=2) + "\n").encode())
+        write_json(path, metadata)
         return metadata
 
     def _write(self, kind: str, rank: int, frame: pd.DataFrame) -> Path:
@@ -104,18 +105,9 @@ class LabelStore:
 
         seq = 1 + max((int(p.stem.split("-")[-1]) for p in self.root.glob(f"{kind}-r{rank:04d}-*.parquet")), default=0)
         path = self.root / f"{kind}-r{rank:04d}-{seq:06d}.parquet"
-        tmp = self.root / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
-        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
         return path
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def read_inputs(inputs) -> list[tuple[str, float | None, float | None]]:
@@ -196,12 +188,6 @@ def _prefetch(function, items, *, workers: int, depth: int):
                 pending.append(pool.submit(function, item))
                 break
             yield result
-
-
-def _package_version() -> str:
-    from . import __version__
-
-    return __version__
 
 
 def _clips_of(segment, *, crop: int, min_samples: int) -> list[dict]:
@@ -383,7 +369,7 @@ def label_audio(
         "members": [m.name for m in getattr(teacher, "members", [teacher])], "labels": list(LABELS),
         "sampling_rate": SAMPLING_RATE, "crop_dur": crop / SAMPLING_RATE, "views": int(views), "view_settings": settings.to_dict(),
         "seed": int(seed), "noise_dir": None if noise_dir is None else os.path.abspath(noise_dir), "noise_files": noise_files,
-        "precision": "float16" if half else "float32", "package_version": _package_version(),
+        "precision": "float16" if half else "float32", "package_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     })
     for stale in store.root.glob(f".*-r{rank:04d}-*.tmp"):  # a shard this rank was writing when it was killed

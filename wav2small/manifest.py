@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .atomic import atomic_path
 from .audio import AudioError, audio_duration, find_audio_files
 
 
@@ -59,7 +60,9 @@ def write_manifests(source, out_dir, *, splits=("Train",), test_split="Test1", t
             except AudioError as error:
                 errors.append((file, error.problem))
         tables[part] = pd.DataFrame(rows, columns=["file", "duration"])
-        tables[part].to_csv(out_dir / f"{part}.csv", index=False)
+        with atomic_path(out_dir / f"{part}.csv") as tmp:
+            tables[part].to_csv(tmp, index=False)
     tables["errors"] = pd.DataFrame(errors, columns=["file", "reason"])
-    tables["errors"].to_csv(out_dir / "errors.csv", index=False)
+    with atomic_path(out_dir / "errors.csv") as tmp:
+        tables["errors"].to_csv(tmp, index=False)
     return tables

@@ -13,9 +13,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .audio import SAMPLING_RATE, AudioError, audio_duration, read_segment, resample
-
-LABELS = ("arousal", "dominance", "valence")
+from .audio import AudioError, audio_duration, read_segment, resample
+from .contract import CONTRACT_FILE, LABELS, MIN_SAMPLES, MODEL_FILES, SAMPLING_RATE
 DEFAULT_MODEL = "audeering/wav2small"
 
 
@@ -25,7 +24,7 @@ class TorchPredictor:
     def __init__(self, module: torch.nn.Module, *, device="cpu"):
         self.device = torch.device(device)
         self.module = module.to(self.device).eval()
-        self.min_samples = int(getattr(module, "min_samples", 64))
+        self.min_samples = int(getattr(module, "min_samples", MIN_SAMPLES))
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
@@ -48,16 +47,16 @@ class OnnxPredictor:
         path = Path(path)
         contract = {}
         if path.is_dir():
-            files = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+            files = MODEL_FILES
             if precision not in files:
                 raise ValueError(f"precision must be 'fp32' or 'int8', got {precision!r}")
-            if (path / "contract.json").exists():
-                contract = json.loads((path / "contract.json").read_text())
+            if (path / CONTRACT_FILE).exists():
+                contract = json.loads((path / CONTRACT_FILE).read_text())
             if not (path / files[precision]).exists():
                 raise FileNotFoundError(f"{path}: no {files[precision]} in the export folder (export with --int8 for int8)")
             path = path / files[precision]
-        elif (path.parent / "contract.json").exists():
-            contract = json.loads((path.parent / "contract.json").read_text())
+        elif (path.parent / CONTRACT_FILE).exists():
+            contract = json.loads((path.parent / CONTRACT_FILE).read_text())
         self.path = path
         options = ort.SessionOptions()
         if threads:
@@ -68,7 +67,7 @@ class OnnxPredictor:
         self.session = ort.InferenceSession(str(self.path), options, providers=[p for p in providers if p in available])
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
-        self.min_samples = int(contract.get("input", {}).get("min_samples", 64))
+        self.min_samples = int(contract.get("input", {}).get("min_samples", MIN_SAMPLES))
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
@@ -96,7 +95,7 @@ def load_model(model=DEFAULT_MODEL, *, device="cpu"):
     path = Path(str(model)).expanduser()
     if path.suffix == ".onnx" and path.is_file():
         return OnnxPredictor(path, device=device)
-    if path.is_dir() and (path / "model.onnx").exists() and not (path / "model.safetensors").exists():
+    if path.is_dir() and (path / MODEL_FILES["fp32"]).exists() and not (path / "model.safetensors").exists():
         return OnnxPredictor(path, device=device)
     from .hub import resolve_pretrained
     from .teachers import ALIASES, load_teacher

@@ -15,10 +15,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .audio import SAMPLING_RATE
+from .contract import LABELS, SAMPLING_RATE
 from .hub import resolve_pretrained
 
-LABELS = ("arousal", "dominance", "valence")
 
 #: Short names for the paper's teachers; "dawn+odyssey" is the ensemble Wav2Small was distilled from.
 ALIASES = {
@@ -487,45 +486,3 @@ def load_teacher(spec, *, device="cpu", weights=None) -> Teacher:
     teacher = members[0] if len(members) == 1 and weights is None else EnsembleTeacher(members, weights)
     return teacher.to(device).eval()
 
-
-# Tiny random teachers in the published folder formats: for tests and smoke runs only.
-_TINY_SSL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, conv_dim=(32,) * 7,
-                 num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
-
-
-def tiny_config(kind: str = "dawn"):
-    """Config of a tiny random teacher (2 layers, hidden size 32) of the given kind."""
-    if kind == "dawn":
-        from transformers import Wav2Vec2Config
-
-        return Wav2Vec2Config(
-            **_TINY_SSL, conv_bias=True, feat_extract_norm="layer", do_stable_layer_norm=True, num_labels=3,
-            id2label=dict(enumerate(LABELS)), label2id={k: i for i, k in enumerate(LABELS)},
-            problem_type="regression", vocab_size=32,
-        )
-    if kind == "odyssey":
-        return {
-            "architectures": ["SERModel"],
-            "auto_map": {"AutoConfig": "pipeline_utils.SERConfig", "AutoModelForAudioClassification": "pipeline_utils.SERModel"},
-            "model_type": "ser", "ssl_type": "microsoft/wavlm-large",
-            "hidden_size": _TINY_SSL["hidden_size"], "num_hidden_layers": _TINY_SSL["num_hidden_layers"],
-            "num_attention_heads": _TINY_SSL["num_attention_heads"], "num_classes": 3, "classifier_hidden_layers": 1,
-            "classifier_dropout_prob": 0.5, "maxlen": 12 * SAMPLING_RATE,
-            "mean": -8.278621631819787e-05, "std": 0.08485510250851999,
-            "id2label": {str(i): k for i, k in enumerate(LABELS)},
-            "ssl_config": {k: list(v) if isinstance(v, tuple) else v for k, v in _TINY_SSL.items()},
-        }
-    raise ValueError(f"unknown teacher kind {kind!r}: use 'dawn' or 'odyssey'")
-
-
-def save_tiny_teacher(directory, kind: str = "dawn", seed: int = 0) -> Path:
-    """Write a tiny RANDOM teacher (2 layers, hidden size 32) in the published folder format of
-    ``kind`` ("dawn" or "odyssey"), loadable with ``load_teacher(directory)``. Its outputs mean
-    nothing: for tests and smoke runs only."""
-    torch.manual_seed(seed)
-    model = DawnTeacher(tiny_config("dawn")) if kind == "dawn" else OdysseyTeacher(tiny_config(kind))
-    with torch.no_grad():  # spread the head's outputs so that tests see differences between clips
-        for p in model.parameters():
-            if p.dim() >= 2:
-                p.mul_(2.0)
-    return model.save_pretrained(directory)

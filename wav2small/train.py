@@ -17,9 +17,7 @@ import json
 import math
 import os
 import random
-import shutil
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,13 +26,13 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .audio import SAMPLING_RATE
+from .atomic import atomic_directory, atomic_path, write_json
 from .cache import AudioCache, build_audio_cache, wait_for_audio_cache
+from .contract import LABELS, SAMPLING_RATE
 from .labels import LabelStore
 from .metrics import concordance_cc
 from .models import Student, create_student
 from .models.registry import PRESETS
-from .teachers import LABELS
 from .views import render_view
 
 STATE_FILE = "state.pt"
@@ -325,25 +323,11 @@ def train_step(net: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer, sche
     return loss.detach(), mse.detach()
 
 
-def _atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    torch.save(obj, tmp)
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _save_model_dir(model: Student, directory: Path, info: dict) -> None:
     """Replace ``directory`` by a freshly written model folder (written aside, then swapped in)."""
-    tmp = directory.with_name(f".{directory.name}.{uuid.uuid4().hex[:8]}.tmp")
-    model.save_pretrained(tmp)
-    (tmp / "training.json").write_text(json.dumps(info, indent=2) + "\n")
-    old = directory.with_name(f".{directory.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if directory.exists():
-        os.rename(directory, old)
-    os.rename(tmp, directory)
-    shutil.rmtree(old, ignore_errors=True)
+    with atomic_directory(directory) as tmp:
+        model.save_pretrained(tmp)
+        (tmp / "training.json").write_text(json.dumps(info, indent=2) + "\n")
 
 
 def _read_log(path: Path, upto: int) -> list[dict]:
@@ -491,8 +475,7 @@ def _run(config: TrainConfig, rank: int, world: int, device: torch.device) -> di
         torch.manual_seed(config.seed + rank)  # dropout differs between ranks, initialisation did not
     if main:
         out.mkdir(parents=True, exist_ok=True)
-        (out / CONFIG_FILE).write_text(json.dumps({**dataclasses.asdict(config), "world_size": world,
-                                                   "store_metadata": metadata}, indent=2, default=str) + "\n")
+        write_json(out / CONFIG_FILE, {**dataclasses.asdict(config), "world_size": world, "store_metadata": metadata}, default=str)
     net = model
     if config.compile:
         net = torch.compile(net, dynamic=False)  # one graph per clip length: dynamic shapes fail in inductor here
@@ -511,12 +494,11 @@ def _run(config: TrainConfig, rank: int, world: int, device: torch.device) -> di
 
     log_file = writer = None
     if main:  # the log keeps the rows up to the resumed step: a resumed run logs like an uninterrupted one
-        tmp = out / f".{LOG_FILE}.tmp"
-        with open(tmp, "w", newline="") as f:
+        kept = _read_log(out / LOG_FILE, step)
+        with atomic_path(out / LOG_FILE) as tmp, open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, LOG_COLUMNS)
             writer.writeheader()
-            writer.writerows(_read_log(out / LOG_FILE, step))
-        os.replace(tmp, out / LOG_FILE)
+            writer.writerows(kept)
         log_file = open(out / LOG_FILE, "a", newline="")
         writer = csv.DictWriter(log_file, LOG_COLUMNS)
         print(f"training {config.student} ({model.num_parameters():,} parameters) on {len(train_set)} views "
@@ -551,9 +533,10 @@ def _run(config: TrainConfig, rank: int, world: int, device: torch.device) -> di
             best.update(step=step, valid_mean=result["valid_mean"])
             _save_model_dir(saved, out / "best", info)
         _save_model_dir(saved, out / "last", info)
-        _atomic_torch_save({"step": step, "model": model.state_dict(), "ema": None if ema is None else ema.state_dict(),
-                            "optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(), "rng": rng,
-                            "best": best, "world_size": world}, out / STATE_FILE)
+        with atomic_path(out / STATE_FILE) as tmp:
+            torch.save({"step": step, "model": model.state_dict(), "ema": None if ema is None else ema.state_dict(),
+                        "optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(), "rng": rng,
+                        "best": best, "world_size": world}, tmp)
 
     clips_per_step = config.batch_size * world
     bar = tqdm(total=config.steps, initial=step, desc="train", unit="step", disable=not (main and config.progress), dynamic_ncols=True)

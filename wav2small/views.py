@@ -19,7 +19,8 @@ import zlib
 
 import numpy as np
 
-from .audio import SAMPLING_RATE, AudioError, audio_duration, read_segment
+from .audio import AudioError, audio_duration, read_segment
+from .contract import SAMPLING_RATE
 
 NOISE_COLOURS = ("white", "pink", "brown")
 # Pink noise: a 3-pole IIR approximation of a 1/f spectrum (J. O. Smith, "Spectral Audio Signal Processing").

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import sys
 
+from ..contract import LABELS
+
 HELP = "CCC of models against human labels or a teacher, with intervals, report and plots"
 
 
@@ -38,7 +40,7 @@ def add_arguments(parser):
     msp.add_argument("--version", dest="release", help="release version (default: from the folder name MSP-PODCAST-<version>)")
     csv = parser.add_argument_group("CSV corpus")
     csv.add_argument("--file-column", default="file", help="column with audio paths (default: %(default)s)")
-    for dim in ("arousal", "dominance", "valence"):
+    for dim in LABELS:
         csv.add_argument(f"--{dim}-column", default=dim, help=f"column with {dim} ratings (default: %(default)s)")
     csv.add_argument("--scale", default="0..1", choices=["0..1", "1..7"], help="rating scale of the CSV (default: %(default)s)")
     store = parser.add_argument_group("label store")
@@ -56,7 +58,7 @@ def _reader_options(args, kind: str) -> dict:
     if kind == "msp-podcast":
         return {"split": args.split, "version": args.release}
     if kind == "csv":
-        columns = {dim: getattr(args, f"{dim}_column") for dim in ("arousal", "dominance", "valence")}
+        columns = {dim: getattr(args, f"{dim}_column") for dim in LABELS}
         return {"file_column": args.file_column, "columns": columns, "scale": args.scale}
     return {"target": args.target, "views": args.view}
 

@@ -23,7 +23,7 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from ..teachers import save_tiny_teacher
+    from ..testing import save_tiny_teacher
 
     root = Path(args.directory)
     if args.kind == "both":

@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from ..contract import LABELS
 from ..hub import resolve_pretrained
 
 CONFIG_FILE = "config.json"
@@ -27,7 +28,7 @@ class Student(nn.Module):
 
     config_class: type = None
     architecture: str = None
-    labels = ("arousal", "dominance", "valence")
+    labels = LABELS
 
     def __init__(self, config=None, **overrides):
         super().__init__()

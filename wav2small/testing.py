@@ -1,0 +1,200 @@
+"""Test material the package ships (as ``audonnx.testing`` does): speech-like synthetic audio, corpora
+in the layouts the package reads, tiny RANDOM teachers and a Wav2Small fitted to acoustic targets.
+
+For the test suite, the benchmarks and smoke runs. Nothing here is a model of emotion: the
+teachers' outputs are meaningless and the fitted student answers to brightness, pitch and noise.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from .contract import LABELS, SAMPLING_RATE
+
+#: Clips per split of :func:`write_msp_podcast` (Test3 is unrated, as in the release).
+MSP_SPLITS = {"Train": 6, "Development": 6, "Test1": 24, "Test2": 6, "Test3": 4}
+
+
+def synth_speech(seconds: float, seed: int, sr: int = SAMPLING_RATE) -> np.ndarray:
+    """A speech-like clip of ``seconds`` at ``sr`` Hz (float32, peak below 1): a harmonic voice with a
+    wandering pitch contour, a syllable-rate loudness envelope and breath noise. Its seed sets
+    pitch, rate, brightness and loudness, so clips differ the way emotional speech does (higher,
+    faster, louder, noisier).
+
+    >>> synth_speech(0.5, seed=1).shape
+    (8000,)
+    """
+    rng = np.random.default_rng(seed)
+    n = int(seconds * sr)
+    t = np.arange(n) / sr
+    f0_base = rng.uniform(90, 260)
+    contour = f0_base * (1 + 0.15 * np.sin(2 * np.pi * rng.uniform(0.3, 2) * t + rng.uniform(0, 6)))
+    phase = 2 * np.pi * np.cumsum(contour) / sr
+    tilt = rng.uniform(0.5, 1.5)
+    voice = sum(np.sin(k * phase) / k**tilt for k in range(1, 12) if k * f0_base * 1.2 < sr / 2)
+    syllables = 0.5 * (1 + np.sin(2 * np.pi * rng.uniform(2, 7) * t + rng.uniform(0, 6)))
+    noise = rng.normal(0, rng.uniform(0.02, 0.3), n)
+    x = (voice * syllables**2 + noise) * rng.uniform(0.05, 0.4)
+    return (x / max(1.0, np.abs(x).max() / 0.99)).astype(np.float32)
+
+
+def write_audio_dir(folder, count: int, *, seconds=(1.0, 3.0), sr: int = SAMPLING_RATE, seed: int = 0,
+                    prefix: str = "clip") -> Path:
+    """Write ``count`` speech-like 16-bit WAVs ``<prefix>NNNN.wav`` into ``folder`` (created) and return it.
+
+    ``seconds``: a duration, or a (low, high) range each file's duration is drawn from.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        duration = rng.uniform(*seconds) if isinstance(seconds, tuple) else seconds
+        sf.write(folder / f"{prefix}{i:04d}.wav", synth_speech(duration, seed * 100003 + i, sr), sr, subtype="PCM_16")
+    return folder
+
+
+def write_msp_podcast(parent, *, version: str = "1.11", splits: dict = MSP_SPLITS, seconds=(0.4, 1.0)) -> Path:
+    """Write an MSP-Podcast-shaped corpus under ``parent`` and return its root ``MSP-PODCAST-<version>``.
+
+    ``Audios/*.wav`` and ``Labels/labels_consensus.csv`` with every column of the release: 1..7
+    ratings, 3 speakers, both genders, ``splits`` (name -> clip count; Test3 without ratings).
+    """
+    import pandas as pd
+
+    root = Path(parent) / f"MSP-PODCAST-{version}"
+    (root / "Audios").mkdir(parents=True)
+    (root / "Labels").mkdir()
+    rng = np.random.default_rng(7)
+    rows = []
+    for split, count in splits.items():
+        for _ in range(count):
+            i = len(rows)
+            name = f"MSP-PODCAST_{i // 10:04d}_{i % 10:04d}.wav"
+            sf.write(root / "Audios" / name, synth_speech(rng.uniform(*seconds), 1000 + i), SAMPLING_RATE, subtype="PCM_16")
+            act, val, dom = (np.nan,) * 3 if split == "Test3" else np.round(rng.uniform(1, 7, 3), 1)
+            rows.append({"FileName": name, "EmoClass": "N", "EmoAct": act, "EmoVal": val, "EmoDom": dom,
+                         "SpkrID": i % 3, "Gender": ("Male", "Female")[i % 2], "Split_Set": split})
+    pd.DataFrame(rows).to_csv(root / "Labels" / "labels_consensus.csv", index=False)
+    return root
+
+
+# Tiny random teachers in the published folder formats.
+_TINY_SSL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, conv_dim=(32,) * 7,
+                 num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
+
+
+def tiny_config(kind: str = "dawn"):
+    """Config of a tiny random teacher (2 layers, hidden size 32) of ``kind`` "dawn" (a
+    ``Wav2Vec2Config``) or "odyssey" (the dict of its published config.json)."""
+    if kind == "dawn":
+        from transformers import Wav2Vec2Config
+
+        return Wav2Vec2Config(
+            **_TINY_SSL, conv_bias=True, feat_extract_norm="layer", do_stable_layer_norm=True, num_labels=3,
+            id2label=dict(enumerate(LABELS)), label2id={k: i for i, k in enumerate(LABELS)},
+            problem_type="regression", vocab_size=32,
+        )
+    if kind == "odyssey":
+        return {
+            "architectures": ["SERModel"],
+            "auto_map": {"AutoConfig": "pipeline_utils.SERConfig", "AutoModelForAudioClassification": "pipeline_utils.SERModel"},
+            "model_type": "ser", "ssl_type": "microsoft/wavlm-large",
+            "hidden_size": _TINY_SSL["hidden_size"], "num_hidden_layers": _TINY_SSL["num_hidden_layers"],
+            "num_attention_heads": _TINY_SSL["num_attention_heads"], "num_classes": 3, "classifier_hidden_layers": 1,
+            "classifier_dropout_prob": 0.5, "maxlen": 12 * SAMPLING_RATE,
+            "mean": -8.278621631819787e-05, "std": 0.08485510250851999,
+            "id2label": {str(i): k for i, k in enumerate(LABELS)},
+            "ssl_config": {k: list(v) if isinstance(v, tuple) else v for k, v in _TINY_SSL.items()},
+        }
+    raise ValueError(f"unknown teacher kind {kind!r}: use 'dawn' or 'odyssey'")
+
+
+def save_tiny_teacher(directory, kind: str = "dawn", seed: int = 0) -> Path:
+    """Write a tiny RANDOM teacher (2 layers, hidden size 32) in the published folder format of
+    ``kind`` ("dawn" or "odyssey"), loadable with ``load_teacher(directory)``. Its outputs mean
+    nothing: for tests and smoke runs only."""
+    import torch
+
+    from .teachers import DawnTeacher, OdysseyTeacher
+
+    torch.manual_seed(seed)
+    model = DawnTeacher(tiny_config("dawn")) if kind == "dawn" else OdysseyTeacher(tiny_config(kind))
+    with torch.no_grad():  # spread the head's outputs so that tests see differences between clips
+        for p in model.parameters():
+            if p.dim() >= 2:
+                p.mul_(2.0)
+    return model.save_pretrained(directory)
+
+
+def write_label_store(root, count: int, seconds, *, crop_dur: float, views: int, seed: int = 0) -> Path:
+    """Speech-like clips (``root/audio``, durations drawn from the range ``seconds``) labelled by a tiny
+    random Dawn-format teacher (``root/teacher``) into a label store ``root/store``; returns the store."""
+    import torch
+
+    from .labels import label_audio
+
+    audio = Path(root) / "audio"
+    audio.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        sf.write(audio / f"clip{i:04d}.wav", synth_speech(rng.uniform(*seconds), seed * 1000 + i), SAMPLING_RATE, subtype="PCM_16")
+    teacher = save_tiny_teacher(Path(root) / "teacher", "dawn", seed=seed)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # on a busy shared machine two threads wait on each other
+    try:
+        label_audio(audio, teacher, Path(root) / "store", crop_dur=crop_dur, views=views, batch_size=32, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    return Path(root) / "store"
+
+
+def acoustic_targets(clips) -> np.ndarray:
+    """Per clip: brightness (log spectral centroid), a pitch-like zero-crossing rate and noisiness
+    (spectral flatness), each mapped to mean 0.5 and spread 0.15 across clips: (N, 3)."""
+    rows = []
+    for x in clips:
+        frames = np.lib.stride_tricks.sliding_window_view(x, 512)[::256] * np.hanning(512)
+        power = np.abs(np.fft.rfft(frames, axis=1)) ** 2 + 1e-10
+        centroid = np.log((power * np.fft.rfftfreq(512, 1 / SAMPLING_RATE)).sum(1) / power.sum(1)).mean()
+        zcr = np.mean(np.abs(np.diff(np.sign(x)))) / 2
+        flatness = (np.exp(np.log(power).mean(1)) / power.mean(1)).mean()
+        rows.append([centroid, zcr, flatness])
+    y = np.array(rows)
+    return (0.5 + 0.15 * (y - y.mean(0)) / y.std(0)).astype(np.float32)
+
+
+def fit_wav2small(model, clips):
+    """Make a random Wav2Small answer like a model (in place; returns it): BatchNorm statistics from
+    ``clips`` (equal-length 16 kHz arrays) and a ridge-regression head onto :func:`acoustic_targets`.
+    Its outputs then spread across clips because of the audio (a random model's barely move), so
+    int8-versus-fp32 correlation means something."""
+    import torch
+
+    targets = acoustic_targets(clips)
+    batches = [torch.from_numpy(np.stack(clips[i:i + 8])) for i in range(0, len(clips), 8)]
+    for norm in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative average over the batches
+    features = []
+    hook = model.adv.register_forward_hook(lambda module, inputs, output: features.append(inputs[0]))
+    with torch.no_grad():
+        model.train()
+        for batch in batches:
+            model(batch)
+        model.eval()
+        features.clear()
+        for batch in batches:
+            model(batch)
+    hook.remove()
+    f = torch.cat(features).double()
+    mean, std = f.mean(0), f.std(0) + 1e-6
+    z = (f - mean) / std
+    y = torch.from_numpy(targets).double()
+    w = torch.linalg.solve(z.T @ z + len(z) * torch.eye(z.shape[1], dtype=z.dtype), z.T @ (y - y.mean(0)))
+    with torch.no_grad():
+        model.adv.weight.copy_((w / std[:, None]).T.float())
+        model.adv.bias.copy_((y.mean(0) - (mean / std) @ w).float())
+    return model
