@@ -13,6 +13,7 @@
 #   recipes/distill.sh --data /data/MSP-PODCAST-1.11 --out exp/w2s          # the paper's setting
 #   recipes/distill.sh --data my_audio/ --teacher ./dawn --stage 2 --stop-stage 4
 #   recipes/distill.sh --data my_audio/ --nproc 4 --device cuda             # torchrun for label/train
+#   recipes/distill.sh --data my_audio/ --prenorm running                    # a student for `wav2small stream`
 set -euo pipefail
 
 stage=0
@@ -23,6 +24,7 @@ eval_split=Test1          # MSP-Podcast split for evaluation against human label
 teacher=dawn+odyssey      # teacher spec: alias, hub id, folder, or A+B ensemble
 teacher_weights=          # ensemble weights, comma-separated (default: equal)
 student=wav2small         # see `wav2small students`
+prenorm=                  # wav2small input normalisation: utterance (published) or running (causal: streams exactly); empty = default
 crop_dur=4                # seconds per labelled crop
 views=2                   # augmented views per crop (0 = clean crops only)
 noise_dir=                # folder of noise recordings for the views (default: generated noise)
@@ -85,7 +87,7 @@ label_stage() {
 run_stage 1 label label_stage
 
 run_stage 2 train $launch train "$out/labels" --student "$student" --out "$out/train" \
-  --steps "$steps" --batch-size "$batch_size" --lr "$lr" --device "$device"
+  ${prenorm:+--student-option prenorm="$prenorm"} --steps "$steps" --batch-size "$batch_size" --lr "$lr" --device "$device"
 
 # Student vs teacher on held-out audio the student never saw; vs human labels when the corpus has them.
 evaluate_stage() {

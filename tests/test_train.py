@@ -179,3 +179,25 @@ def test_distillation_learns_the_teacher(tmp_path):
     trained = held_out_ccc(Student.from_pretrained(tmp_path / "run" / "best"))
     assert summary["best_valid_mean"] == pytest.approx(trained.mean(), abs=1e-4)  # train() validates what it saves
     assert trained.mean() > untrained.mean() + 0.15, (untrained, trained)
+
+
+def test_a_running_prenorm_student_trains_and_streams_exactly(small_store, tmp_path):
+    """`wav2small train --student-option prenorm=running`: the causal normalisation a stream can
+    compute; the trained student streams without a warning and equals its offline self."""
+    import warnings
+
+    from wav2small import Stream
+
+    command = _command(small_store, tmp_path / "run", "--student-option", "prenorm=running")
+    command[command.index("40")] = "6"
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    model = Student.from_pretrained(tmp_path / "run" / "last")
+    assert model.config.prenorm == "running" and model.config.channels == 4
+    x = synth_speech(1.2, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        estimates = Stream(model, hop=0.4).feed(x)
+    with torch.no_grad():
+        offline = model(torch.from_numpy(x)[None])[0].numpy()
+    np.testing.assert_allclose(estimates[-1][1:], offline, atol=1e-5, rtol=0)

@@ -9,6 +9,7 @@ from .labels import LabelStore
 from .metrics import concordance_cc, mean_absolute_error, pearson_cc
 from .models import MobileNetV3, MobileNetV4, Student, Wav2Small, create_student, list_students
 from .predict import load_model, predict
+from .streaming import Estimate, Stream
 from .teachers import DawnTeacher, EnsembleTeacher, OdysseyTeacher, load_teacher
 from .train import TrainConfig, train
 
@@ -17,11 +18,13 @@ __all__ = [
     "Corpus",
     "DawnTeacher",
     "EnsembleTeacher",
+    "Estimate",
     "Evaluation",
     "LabelStore",
     "MobileNetV3",
     "MobileNetV4",
     "OdysseyTeacher",
+    "Stream",
     "Student",
     "TrainConfig",
     "Wav2Small",

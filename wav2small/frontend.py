@@ -1,15 +1,24 @@
 """The in-model log-mel front-end shared by every student: prenorm, conv-DFT power spectrum, mel, dB.
 
 Built from fixed-kernel convolutions and a matmul (not ``torch.stft``) so that it exports to ONNX
-with every exporter and stays exactly the published Wav2Small computation (REFERENCE section 1).
+with every exporter and stays exactly the published Wav2Small computation. The input normalisation
+(*prenorm*) is per utterance (the published model) or running (causal, for streaming).
 """
 
 from __future__ import annotations
+
+import functools
+import math
 
 import librosa
 import numpy as np
 import torch
 from torch import nn
+
+
+PRENORMS = ("utterance", "running")
+#: Blocks per segment of the vectorised running average (a (256 x 256) matrix per segment).
+SEGMENT_BLOCKS = 256
 
 
 def prenorm(x: torch.Tensor, mask: torch.Tensor | None = None, eps: float = 1e-7) -> torch.Tensor:
@@ -29,6 +38,89 @@ def prenorm(x: torch.Tensor, mask: torch.Tensor | None = None, eps: float = 1e-7
         centred = x - mean
         power = (centred.pow(2) * mask).sum(dim=1, keepdim=True) / count
     return centred / torch.sqrt(power + eps)
+
+
+def running_decay(hop: int, seconds: float, sampling_rate: int) -> float:
+    """Per-block factor ``a`` of the running prenorm: exp(-hop / (seconds * sampling_rate))."""
+    if not seconds > 0:
+        raise ValueError(f"prenorm_seconds must be a positive number of seconds, got {seconds!r}")
+    return math.exp(-hop / (seconds * sampling_rate))
+
+
+def block_moments(x: torch.Tensor, hop: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """(B, N) -> (B, ceil(N / hop), 3) in ``dtype``: [1, mean, mean of squares] of each block of
+    ``hop`` samples; a trailing partial block uses the samples it has."""
+    blocks = -(-x.shape[1] // hop)
+    padded = nn.functional.pad(x.to(dtype), (0, blocks * hop - x.shape[1])).view(x.shape[0], blocks, hop)
+    count = torch.clamp(x.shape[1] - hop * torch.arange(blocks, device=x.device, dtype=dtype), max=hop)
+    return torch.stack([torch.ones_like(padded[..., 0]), padded.sum(-1) / count, padded.pow(2).sum(-1) / count], dim=-1)
+
+
+def exponential_average(values: torch.Tensor, a: float, state: torch.Tensor | None = None) -> torch.Tensor:
+    """s_k = a * s_{k-1} + (1 - a) * v_k along axis 1 of ``values`` (B, K, F), from s_{-1} = ``state``
+    (B, F) (default zeros); returns every s_k, (B, K, F), in the dtype of ``values``.
+
+    The recursion is evaluated without a loop over k: within segments of at most ``SEGMENT_BLOCKS``
+    a lower-triangular matrix of a^(k - j), between segments the same on the segment ends (all
+    entries <= 1, so any length and any ``a`` are safe).
+    """
+    batch, length, features = values.shape
+    if state is None:
+        state = values.new_zeros(batch, features)
+    size = SEGMENT_BLOCKS
+    if isinstance(length, int):  # eager: a power of two >= K up to SEGMENT_BLOCKS (a traced length keeps the default)
+        size = min(SEGMENT_BLOCKS, 1 << max(0, length - 1).bit_length())
+    segments = -(-length // size)
+    v = nn.functional.pad(values, (0, 0, 0, segments * size - length)).view(batch, segments, size, features)
+    within, powers = _decay_matrix(a, size, values.dtype, str(values.device))
+    local = (1 - a) * torch.matmul(within, v)  # (B, S, size, F): each segment's average from zero
+    s = torch.arange(segments, device=values.device, dtype=values.dtype)
+    seg_lag = s[:, None] - s[None, :]
+    a_seg = torch.full_like(seg_lag, a**size)
+    between = torch.where(seg_lag >= 0, torch.pow(a_seg, seg_lag.clamp(min=0)), torch.zeros_like(seg_lag))
+    ends = torch.matmul(between, local[:, :, -1]) + torch.pow(a_seg[0], s + 1)[:, None] * state[:, None]  # (B, S, F)
+    starts = torch.cat([state[:, None], ends[:, :-1]], dim=1)  # s_{-1} of each segment
+    full = local + powers[None, None, :, None] * starts[:, :, None]
+    return full.reshape(batch, segments * size, features)[:, :length]
+
+
+@functools.lru_cache(maxsize=32)
+def _decay_matrix(a: float, size: int, dtype: torch.dtype, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(size x size lower-triangular a^(k - j), a^(k + 1) for k < size) of :func:`exponential_average`."""
+    k = torch.arange(size, dtype=torch.float64)
+    lag = k[:, None] - k[None, :]
+    within = torch.where(lag >= 0, a ** lag.clamp(min=0), torch.zeros_like(lag))
+    return within.to(dtype=dtype, device=device), (a ** (k + 1)).to(dtype=dtype, device=device)
+
+
+def running_prenorm(x: torch.Tensor, *, hop: int, a: float, state: torch.Tensor | None = None,
+                    eps: float = 1e-7) -> tuple[torch.Tensor, torch.Tensor]:
+    """Causal prenorm: each block of ``hop`` samples is normalised with the running mean and power
+    of the input up to and including that block.
+
+    Per block k: v_k = [1, mean, mean of squares], s_k = a s_{k-1} + (1 - a) v_k (``state`` = s_{-1},
+    (B, 3), zeros at the start of a stream), mean_k = s_k[1] / s_k[0], var_k = max(s_k[2] / s_k[0] -
+    mean_k^2, 0), y = (x - mean_k) / sqrt(var_k + eps). s_k[0] = 1 - a^(k+1) corrects the start:
+    early on the statistics are those of the audio so far. The statistics are computed in the dtype
+    of ``state`` (float64 when none is given).
+
+    Returns (y like ``x``, the state after the last complete block). A trailing partial block is
+    normalised with the samples it has, and the returned state leaves it out.
+    """
+    dtype = state.dtype if state is not None else torch.float64
+    if state is None:
+        state = x.new_zeros(x.shape[0], 3, dtype=dtype)
+    if x.shape[1] == 0:
+        return x, state
+    moments = block_moments(x, hop, dtype)  # (B, K, 3)
+    s = exponential_average(moments, a, state)
+    mean = s[..., 1] / s[..., 0]
+    var = torch.clamp(s[..., 2] / s[..., 0] - mean * mean, min=0.0)
+    blocks = moments.shape[1]
+    padded = nn.functional.pad(x.to(dtype), (0, blocks * hop - x.shape[1])).view(x.shape[0], blocks, hop)
+    y = ((padded - mean[..., None]) / torch.sqrt(var[..., None] + eps)).reshape(x.shape[0], -1)[:, : x.shape[1]]
+    complete = x.shape[1] // hop
+    return y.to(x.dtype), (s[:, complete - 1] if complete else state)
 
 
 class SpectrogramExtractor(nn.Module):
@@ -75,12 +167,29 @@ class LogmelExtractor(nn.Module):
 
 
 class LogMelFrontEnd(nn.Module):
-    """Waveform (B, N) at 16 kHz -> log-mel image (B, 1, frames, n_mels), prenorm included."""
+    """Waveform (B, N) at 16 kHz -> log-mel image (B, 1, frames, n_mels), prenorm included.
 
-    def __init__(self, sampling_rate: int = 16000, n_fft: int = 64, hop: int = 32, n_mels: int = 26):
+    ``prenorm``: ``"utterance"`` (the published model: mean and power of the whole input) or
+    ``"running"`` (causal: running mean and power with time constant ``prenorm_seconds``, updated
+    every ``hop`` samples; see :func:`running_prenorm`), the one a stream can compute.
+    """
+
+    def __init__(self, sampling_rate: int = 16000, n_fft: int = 64, hop: int = 32, n_mels: int = 26, *,
+                 prenorm: str = "utterance", prenorm_seconds: float = 2.0):
         super().__init__()
+        if prenorm not in PRENORMS:
+            raise ValueError(f"prenorm must be one of {PRENORMS}, got {prenorm!r}")
         self.spectrogram_extractor = SpectrogramExtractor(n_fft, hop)
         self.logmel_extractor = LogmelExtractor(sampling_rate, n_fft, n_mels)
+        self.prenorm, self.hop = prenorm, hop
+        self.prenorm_decay = running_decay(hop, prenorm_seconds, sampling_rate)
+
+    def normalise(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The prenorm of this front-end. ``mask`` restricts the per-utterance statistics; the running
+        prenorm is causal, so padding after the audio cannot change it and ``mask`` is not needed."""
+        if self.prenorm == "utterance":
+            return prenorm(x, mask)
+        return running_prenorm(x, hop=self.hop, a=self.prenorm_decay)[0]
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self.logmel_extractor(self.spectrogram_extractor(prenorm(x, mask)))
+        return self.logmel_extractor(self.spectrogram_extractor(self.normalise(x, mask)))

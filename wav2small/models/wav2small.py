@@ -18,7 +18,10 @@ class Wav2SmallConfig:
     """Settings of Wav2Small; the defaults are the released card model (10,806 trainable values).
 
     channels: conv channels in every block. n_mels: mel bands. n_fft, hop: frame and hop in
-    samples at ``sampling_rate`` Hz (64 / 32 = 4 ms / 2 ms at 16 kHz).
+    samples at ``sampling_rate`` Hz (64 / 32 = 4 ms / 2 ms at 16 kHz). prenorm: input
+    normalisation, ``"utterance"`` (the published model: mean and power of the whole input) or
+    ``"running"`` (causal, what a stream can compute: running mean and power updated every hop
+    with time constant ``prenorm_seconds``; see :func:`wav2small.frontend.running_prenorm`).
     """
 
     channels: int = 13
@@ -26,6 +29,8 @@ class Wav2SmallConfig:
     n_fft: int = 64
     hop: int = 32
     sampling_rate: int = 16000
+    prenorm: str = "utterance"
+    prenorm_seconds: float = 2.0
 
 
 class ConvBlock(nn.Module):
@@ -47,7 +52,8 @@ class VGG7(LogMelFrontEnd):
     """
 
     def __init__(self, config: Wav2SmallConfig):
-        super().__init__(config.sampling_rate, config.n_fft, config.hop, config.n_mels)
+        super().__init__(config.sampling_rate, config.n_fft, config.hop, config.n_mels, prenorm=config.prenorm,
+                         prenorm_seconds=config.prenorm_seconds)
         c = config.channels
         self.l1 = ConvBlock(1, c)
         self.l2 = ConvBlock(c, c)
@@ -65,8 +71,11 @@ class VGG7(LogMelFrontEnd):
         x = self.l3(self.l2(self.l1(x)))  # (B, C, T, M)
         x = self.maxpool_A(x)  # (B, C, T/2, M/2)
         x = self.l7(self.l6(self.l5(self.l4(x))))
-        x = self.lin(x) * torch.softmax(self.sof(x), dim=2)  # attention weights over time
-        return x.sum(dim=2)  # (B, C, M')
+        # attention over time, with time as the last (contiguous) axis: reductions along it are cascaded
+        # sums, accurate over hours of frames (along a strided axis they accumulate one frame at a time,
+        # which drifts by ~1e-4 in float32 over 10 minutes of audio)
+        logits, values = self.sof(x).transpose(2, 3), self.lin(x).transpose(2, 3)  # (B, C, M', T)
+        return (values * torch.softmax(logits, dim=3)).sum(dim=3)  # (B, C, M')
 
 
 class Wav2Small(Student):

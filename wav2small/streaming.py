@@ -1,0 +1,393 @@
+"""Streaming Wav2Small: arousal, dominance and valence on a live stream, every hop, with a state whose
+size does not depend on how long the stream has run, equal to the offline model on the audio so far.
+
+How it stays exact. Every analysis frame and every conv position is computed once, when all its
+inputs are final, and only the left context each layer needs is kept (2 positions per 3x3 conv, 1-2
+for the max-pool). The attention pooling over time is a softmax, so it is accumulated online: a
+running maximum, denominator and numerator per channel and mel band. The offline model pads its
+3x3 convs with zeros at the end of the input, so the positions nearest the newest audio (about
+24 ms for the card model) depend on that padding: when an output is due they are computed
+*provisionally*, with the same zero padding, merged into a copy of the pooled sums, and dropped.
+The input normalisation must be causal for this: ``prenorm="running"`` (see
+:func:`wav2small.frontend.running_prenorm`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from .audio import AudioError
+from .frontend import running_decay, running_prenorm
+from .models.wav2small import Wav2Small
+
+#: State tensors of a stream, in the order of the ONNX graph's state inputs (see STREAMING.md / CONTRACT.md).
+STATE_NAMES = ("prenorm_stats", "ctx_samples", "ctx_frames", "ctx_l1", "ctx_l2", "ctx_l3", "ctx_pool", "ctx_l4",
+               "ctx_l5", "ctx_l6", "att_max", "att_den", "att_num", "position")
+#: Logit of a position that does not exist (before the stream started): exp(NO_LOGIT - m) is 0.
+NO_LOGIT = -1e30
+#: ``position`` stops growing here (every mask is 1 long before).
+POSITION_CAP = 2**30
+
+
+def fold_batchnorm(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """(weight, bias) of one conv equal to conv -> BatchNorm in eval mode."""
+    scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+    bias = norm.bias - norm.running_mean * scale
+    if conv.bias is not None:
+        bias = bias + conv.bias * scale
+    return (conv.weight * scale[:, None, None, None]).detach().clone(), bias.detach().clone()
+
+
+class StreamingWav2Small(nn.Module):
+    """The per-step computation of a streaming Wav2Small: (raw samples of whole hops, state) ->
+    (next state, A/D/V or None). Pure: the state goes in and comes out as a dict of tensors.
+
+    Args:
+        model: a :class:`~wav2small.Wav2Small` (any channels, n_mels, n_fft, hop). Its weights are
+            copied (BatchNorm folded into the convs) when this object is made.
+        decay_seconds: time constant of the pooled estimate in seconds: a position's attention
+            weight is multiplied by exp(-age / decay_seconds), so the estimate follows roughly the
+            last ``decay_seconds`` (63 % of the weight for equal attention logits; 95 % within three
+            times that). None: the whole stream, as the offline model.
+        prenorm_seconds: time constant of the running prenorm (default: the model's).
+        pool_context: l3 positions kept for the max-pool: 2 works for any step size; a fixed step
+            of an even number of hops needs only the one the next window starts at.
+        dtype: dtype of the running sums (prenorm statistics, attention sums): float64 for the
+            Python engine, float32 for the ONNX graph.
+    """
+
+    def __init__(self, model: Wav2Small, *, decay_seconds: float | None = None, prenorm_seconds: float | None = None,
+                 pool_context: int = 2, dtype: torch.dtype = torch.float64):
+        super().__init__()
+        if not isinstance(model, Wav2Small):
+            raise ValueError(f"streaming needs a Wav2Small-family model, got {type(model).__name__}")
+        if decay_seconds is not None and not decay_seconds > 0:
+            raise ValueError(f"decay_seconds must be a positive number of seconds or None, got {decay_seconds!r}")
+        config, vgg = model.config, model.vgg7
+        self.config = config
+        self.hop, self.n_fft, self.channels = config.hop, config.n_fft, config.channels
+        self.mels, self.pooled_mels = config.n_mels, (config.n_mels + 1) // 2
+        # normalised samples kept between steps: from the start of the next frame to the newest sample
+        self.context_samples = config.n_fft - config.hop + (-config.n_fft) % config.hop
+        self.prenorm_seconds = float(prenorm_seconds if prenorm_seconds is not None else config.prenorm_seconds)
+        self.prenorm_decay = running_decay(config.hop, self.prenorm_seconds, config.sampling_rate)
+        self.decay_seconds = decay_seconds
+        pooled_seconds = 2 * config.hop / config.sampling_rate  # one pooled position
+        self.age_logit = pooled_seconds / decay_seconds if decay_seconds else 0.0  # logit lost per position of age
+        self.pool_context, self.dtype = pool_context, dtype
+        self.compute_dtype = model.adv.weight.dtype  # float32, or float64 for a model made .double()
+        self.spectrogram_extractor = vgg.spectrogram_extractor
+        self.logmel_extractor = vgg.logmel_extractor
+        for i in range(1, 8):
+            block = getattr(vgg, f"l{i}")
+            weight, bias = fold_batchnorm(block.conv, block.norm)
+            self.register_buffer(f"w{i}", weight)
+            self.register_buffer(f"b{i}", bias)
+        self.lin, self.sof, self.adv = vgg.lin, vgg.sof, model.adv
+        self.eval()
+
+    # the state
+
+    def initial_state(self, batch: int = 1) -> dict[str, torch.Tensor]:
+        """The state at the start of a stream: zeros (the offline model's left padding), the
+        attention maximum at NO_LOGIT, ``position`` at the (negative) index of the first frame
+        the first step computes."""
+        c, m, mp = self.channels, self.mels, self.pooled_mels
+        f32 = self.compute_dtype
+        return {
+            "prenorm_stats": torch.zeros(batch, 3, dtype=self.dtype),
+            "ctx_samples": torch.zeros(batch, self.context_samples, dtype=f32),
+            "ctx_frames": torch.zeros(batch, 1, 2, m, dtype=f32),
+            "ctx_l1": torch.zeros(batch, c, 2, m, dtype=f32),
+            "ctx_l2": torch.zeros(batch, c, 2, m, dtype=f32),
+            "ctx_l3": torch.zeros(batch, c, self.pool_context, m, dtype=f32),
+            "ctx_pool": torch.zeros(batch, c, 2, mp, dtype=f32),
+            "ctx_l4": torch.zeros(batch, c, 2, mp, dtype=f32),
+            "ctx_l5": torch.zeros(batch, c, 2, mp, dtype=f32),
+            "ctx_l6": torch.zeros(batch, c, 2, mp, dtype=f32),
+            "att_max": torch.full((batch, c, mp), NO_LOGIT, dtype=self.dtype),
+            "att_den": torch.zeros(batch, c, mp, dtype=self.dtype),
+            "att_num": torch.zeros(batch, c, mp, dtype=self.dtype),
+            "position": torch.full((batch,), self.first_position, dtype=torch.int64),
+        }
+
+    @property
+    def first_position(self) -> int:
+        """Index of the first frame a stream's first step computes: frames before 0 straddle the
+        zeros before the stream and are masked."""
+        return -(self.context_samples // self.hop)
+
+    @property
+    def lookahead_frames(self) -> int:
+        """Frames between the newest frame and the last pooled position that no later audio can
+        change (3 convs, the pool's stride-2 window and 4 convs at half the rate)."""
+        return 3 + 1 + 2 * 4
+
+    # one step
+
+    def forward(self, samples: torch.Tensor, state: dict[str, torch.Tensor], *, parity: int, readout: bool,
+                partial: torch.Tensor | None = None):
+        """Advance the stream by whole hops and, with ``readout``, compute A/D/V for all audio so far.
+
+        Args:
+            samples: (B, K * hop) raw samples, K >= 0 whole hops.
+            state: the state before these samples.
+            parity: (number of frames before this step - 3) mod 2, i.e. (position - 3) mod 2 while
+                the position is below POSITION_CAP: it fixes where the stride-2 max-pool windows start.
+            readout: compute the output (provisional right edge included).
+            partial: (B, r) raw samples after ``samples``, r < hop, only read by the readout: the
+                offline model's view of an input that ends inside a hop.
+
+        Returns:
+            (next state, (B, 3) float32 or None). The output is None without ``readout`` or when
+            the stream holds less than one analysis frame.
+        """
+        hop, batch = self.hop, samples.shape[0]
+        n = samples.shape[1] // hop
+        p = state["position"]  # (B,) index of this step's first frame
+        y, prenorm_stats = running_prenorm(samples, hop=hop, a=self.prenorm_decay, state=state["prenorm_stats"])
+        seq = torch.cat([state["ctx_samples"], y], dim=1)  # (B, R + n hop)
+        if n:
+            frames = self.logmel_extractor(self.spectrogram_extractor(seq))  # (B, 1, n, M)
+            frames = frames * self._mask(p, n)
+        else:
+            frames = state["ctx_frames"][:, :, :0]
+        ctx_samples = seq[:, seq.shape[1] - self.context_samples:]
+
+        tail = frames[:, :, :0]  # provisional frames: only from a partial hop
+        if readout and partial is not None and partial.shape[1]:
+            y_part, _ = running_prenorm(partial, hop=hop, a=self.prenorm_decay, state=prenorm_stats)
+            tail_seq = torch.cat([ctx_samples, y_part], dim=1)
+            count = (tail_seq.shape[1] - self.n_fft) // hop + 1 if tail_seq.shape[1] >= self.n_fft else 0
+            if count:
+                tail = self.logmel_extractor(self.spectrogram_extractor(tail_seq[:, : (count - 1) * hop + self.n_fft]))
+        total_frames = p + n + tail.shape[2]  # (B,) frames the offline model sees
+
+        h, tail, ctx_frames = self._conv(1, state["ctx_frames"], frames, tail, readout, p - 1)
+        h, tail, ctx_l1 = self._conv(2, state["ctx_l1"], h, tail, readout, p - 2)
+        h, tail, ctx_l2 = self._conv(3, state["ctx_l2"], h, tail, readout, p - 3)
+        pool_first = torch.div(p - 3 - parity, 2, rounding_mode="trunc")  # floor((p - 3) / 2): exact
+        h, tail, ctx_l3 = self._pool(state["ctx_l3"], h, tail, readout, parity, pool_first)
+        h, tail, ctx_pool = self._conv(4, state["ctx_pool"], h, tail, readout, pool_first - 1)
+        h, tail, ctx_l4 = self._conv(5, state["ctx_l4"], h, tail, readout, pool_first - 2)
+        h, tail, ctx_l5 = self._conv(6, state["ctx_l5"], h, tail, readout, pool_first - 3)
+        h, tail, ctx_l6 = self._conv(7, state["ctx_l6"], h, tail, readout, pool_first - 4)
+        attention = self._attend((state["att_max"], state["att_den"], state["att_num"]), h, pool_first - 4)
+        next_state = {
+            "prenorm_stats": prenorm_stats, "ctx_samples": ctx_samples, "ctx_frames": ctx_frames, "ctx_l1": ctx_l1,
+            "ctx_l2": ctx_l2, "ctx_l3": ctx_l3, "ctx_pool": ctx_pool, "ctx_l4": ctx_l4, "ctx_l5": ctx_l5,
+            "ctx_l6": ctx_l6, "att_max": attention[0], "att_den": attention[1], "att_num": attention[2],
+            "position": torch.clamp(p + n, max=POSITION_CAP),
+        }
+        if not readout or (not torch.jit.is_tracing() and not torch.compiler.is_compiling() and bool((total_frames < 1).any())):
+            return next_state, None
+        _, den, num = self._attend(attention, tail, pool_first - 4 + h.shape[2])
+        pooled = (num / den).to(self.compute_dtype)  # (B, C, M'): the attention-pooled features
+        features = torch.cat([pooled, torch.bmm(pooled, pooled.transpose(1, 2))], dim=2)  # Gram across channels
+        return next_state, self.adv(features.flatten(1))
+
+    # the layers
+
+    def _mask(self, first: torch.Tensor, count: int) -> torch.Tensor:
+        """(B, 1, count, 1): 1 where the position index first + j exists (>= 0), else 0."""
+        index = first[:, None] + torch.arange(count, device=first.device)
+        return (index >= 0).to(torch.float32)[:, None, :, None]
+
+    def _conv(self, i: int, context, new, tail, readout: bool, first):
+        """Block l{i} over [2 context | new | provisional | one zero]: valid along time, mel padded.
+        Returns (new committed outputs, provisional outputs, next context)."""
+        parts = [context, new, tail, torch.zeros_like(context[:, :, :1])] if readout else [context, new]
+        seq = torch.cat(parts, dim=2)
+        out = torch.relu(nn.functional.conv2d(seq, getattr(self, f"w{i}"), getattr(self, f"b{i}"), padding=(0, 1)))
+        out = out * self._mask(first, out.shape[2])
+        n = new.shape[2]
+        return out[:, :, :n], out[:, :, n:], seq[:, :, n : n + 2]
+
+    def _pool(self, context, new, tail, readout: bool, parity: int, first):
+        """MaxPool2d(3, stride 2, pad 1) over [context | new | provisional | one zero]; windows start
+        at odd absolute l3 positions (2u - 1), exactly as the offline pool's grid."""
+        c, n, t = context.shape[2], new.shape[2], tail.shape[2]
+        if c - 1 - parity < 0:
+            raise ValueError("a one-position max-pool context needs an even number of committed l3 positions")
+        parts = [context, new, tail, torch.zeros_like(context[:, :, :1])] if readout else [context, new]
+        seq = torch.cat(parts, dim=2)
+        committed = (parity + n) // 2
+        # the offline pool has ceil(frames / 2) outputs; frames = committed l3 positions + 3 + provisional frames
+        provisional = (parity + 3 + n + (t - 3) + 1) // 2 - committed if readout else 0
+        out = nn.functional.max_pool2d(seq[:, :, c - 1 - parity:], 3, stride=2, padding=(0, 1))
+        out = out[:, :, : committed + provisional] * self._mask(first, committed + provisional)
+        return out[:, :, :committed], out[:, :, committed:], seq[:, :, n : n + c]
+
+    def _attend(self, sums, h, first):
+        """Merge positions of l7 output ``h`` (B, C, n, M') into the online softmax (max, den, num)."""
+        maximum, den, num = sums
+        n = h.shape[2]
+        if n == 0:
+            return sums
+        z = self.sof(h).to(self.dtype)  # attention logits
+        v = self.lin(h).to(self.dtype)
+        mask = self._mask(first, n).to(self.dtype)
+        if self.age_logit:
+            age = (n - 1 - torch.arange(n, device=h.device, dtype=self.dtype)) * self.age_logit
+            z = z - age[None, None, :, None]
+            maximum = maximum - self.age_logit * n
+        z = torch.where(mask > 0, z, torch.full_like(z, NO_LOGIT))
+        new_max = torch.maximum(maximum, z.amax(dim=2))
+        weight = torch.exp(z - new_max[:, :, None]) * mask
+        scale = torch.exp(maximum - new_max)
+        return new_max, den * scale + weight.sum(dim=2), num * scale + (weight * v).sum(dim=2)
+
+
+# the stream a user feeds
+
+
+class Estimate(NamedTuple):
+    """One output of a stream: ``time`` in seconds of audio received, then arousal, dominance and
+    valence (nominally 0..1, unclipped) of the audio so far."""
+
+    time: float
+    arousal: float
+    dominance: float
+    valence: float
+
+
+class Stream:
+    """Arousal, dominance and valence of a live 16 kHz stream, every ``hop`` seconds.
+
+    Feed chunks of any size (1 sample, 37, 512, a second); every time the audio received reaches a
+    multiple of ``hop`` an :class:`Estimate` comes out. Each estimate equals the offline model run
+    on all audio received so far (``prenorm="running"``; within float rounding): the newest 24 ms
+    (card model) are seen through the offline model's end-of-input zero padding, provisionally,
+    and settle when more audio arrives. The state (about 15 KB for the card model in the Python
+    engine) does not grow with the stream; at most one second of raw audio waits between steps.
+
+    Args:
+        model: a :class:`~wav2small.Wav2Small`, a preset name (untrained weights), a student folder
+            or hub id. A model trained with ``prenorm="utterance"`` (the published one) is streamed
+            with the running prenorm instead (a warning says so): its estimates then approximate
+            the published model; a student distilled with ``prenorm="running"`` streams exactly.
+        hop: seconds between estimates (default 0.5).
+        decay_seconds: follow roughly the last ``decay_seconds`` instead of the whole stream (see
+            :class:`StreamingWav2Small`); None (default) pools the whole stream, as the offline model.
+        prenorm_seconds: time constant of the running prenorm (default: the model's, 2 s).
+
+    >>> stream = Stream(Wav2Small(prenorm="running"), hop=0.5)
+    >>> [e.time for e in stream.feed(np.zeros(16000, np.float32))]
+    [0.5, 1.0]
+    """
+
+    def __init__(self, model, *, hop: float = 0.5, decay_seconds: float | None = None, prenorm_seconds: float | None = None):
+        student = load_stream_model(model)
+        if student.config.prenorm != "running":
+            warnings.warn("this model was trained with the per-utterance prenorm, which a stream cannot compute; it is "
+                          "streamed with the running prenorm, so its estimates approximate the offline model's. Distil "
+                          "with prenorm=running for a stream equal to the offline model.", UserWarning, stacklevel=2)
+        self.engine = StreamingWav2Small(student, decay_seconds=decay_seconds, prenorm_seconds=prenorm_seconds)
+        self.sampling_rate = student.config.sampling_rate
+        self._sample_dtype = np.float64 if self.engine.compute_dtype == torch.float64 else np.float32
+        if not hop > 0:
+            raise ValueError(f"hop must be a positive number of seconds, got {hop!r}")
+        self.hop_samples = max(1, int(round(hop * self.sampling_rate)))
+        self.hop = self.hop_samples / self.sampling_rate
+        self._step_samples = max(self.sampling_rate, self.engine.hop)  # raw audio waiting at most 1 s
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new stream: the state as at the beginning, nothing received."""
+        self.state = self.engine.initial_state()
+        self.samples = 0  # received so far
+        self._frames = self.engine.first_position  # mirrors state["position"] without its cap
+        self._pending: list[np.ndarray] = []
+        self._pending_samples = 0
+        self._next_output = self.hop_samples
+        self._last_output = 0
+
+    @property
+    def state_bytes(self) -> int:
+        """Bytes of the state tensors (the same after a minute as after a day)."""
+        return sum(t.numel() * t.element_size() for t in self.state.values())
+
+    def feed(self, chunk, sampling_rate: int | None = None) -> list[Estimate]:
+        """Append ``chunk`` (1-D float samples at 16 kHz) and return the estimates that fell due.
+
+        Raises:
+            AudioError: NaN or infinite samples, a wrong sampling rate, integer or non-1-D samples;
+                the stream is left as it was.
+        """
+        x = self._check(chunk, sampling_rate)
+        estimates = []
+        start = 0
+        while start < len(x):
+            take = min(len(x) - start, self._next_output - self.samples)
+            self._pending.append(x[start : start + take])
+            self._pending_samples += take
+            self.samples += take
+            start += take
+            if self.samples == self._next_output:
+                estimate = self._advance(readout=True)
+                if estimate is not None:
+                    estimates.append(estimate)
+                self._next_output += self.hop_samples
+            elif self._pending_samples >= self._step_samples:
+                self._advance(readout=False)
+        return estimates
+
+    def flush(self) -> Estimate | None:
+        """The estimate for all audio received so far, if it was not just given (end of a stream).
+
+        Nothing is committed: feeding may go on afterwards. None when the stream holds less than
+        one analysis frame or the last estimate was at this very sample.
+        """
+        if self.samples == self._last_output:
+            return None
+        return self._advance(readout=True)
+
+    def _advance(self, *, readout: bool) -> Estimate | None:
+        hop = self.engine.hop
+        pending = np.concatenate(self._pending) if self._pending else np.zeros(0, self._sample_dtype)
+        whole = len(pending) // hop * hop
+        with torch.inference_mode():
+            samples = torch.from_numpy(pending[:whole])[None]
+            partial = torch.from_numpy(pending[whole:])[None]
+            self.state, adv = self.engine(samples, self.state, parity=(self._frames - 3) % 2, readout=readout, partial=partial)
+        self._frames += whole // hop
+        self._pending = [pending[whole:]] if whole < len(pending) else []
+        self._pending_samples = len(pending) - whole
+        if adv is None:
+            return None
+        self._last_output = self.samples
+        a, d, v = adv[0].tolist()
+        return Estimate(self.samples / self.sampling_rate, a, d, v)
+
+    def _check(self, chunk, sampling_rate) -> np.ndarray:
+        if sampling_rate is not None and sampling_rate != self.sampling_rate:
+            raise AudioError("stream", f"sampling rate {sampling_rate} Hz, but the stream runs at {self.sampling_rate} Hz: "
+                                       "resample before feeding")
+        if hasattr(chunk, "detach"):
+            chunk = chunk.detach().cpu().numpy()
+        x = np.asarray(chunk)
+        if x.ndim != 1:
+            raise AudioError("stream", f"expected a 1-D chunk of mono samples, got shape {x.shape}")
+        if not np.issubdtype(x.dtype, np.floating):
+            raise AudioError("stream", f"expected float samples, got dtype {x.dtype}; convert 16-bit PCM with x / 32768")
+        if not np.all(np.isfinite(x)):
+            bad = int(np.count_nonzero(~np.isfinite(x)))
+            raise AudioError("stream", f"chunk holds {bad} NaN or infinite samples; nothing was fed, the stream is unchanged")
+        return np.ascontiguousarray(x, dtype=self._sample_dtype)
+
+
+def load_stream_model(model) -> Wav2Small:
+    """A Wav2Small from an object, a preset name, a student folder or a hub id."""
+    from .models import Student, create_student, list_students
+
+    if isinstance(model, (str, Path)):
+        model = create_student(str(model)) if str(model) in list_students() else Student.from_pretrained(model)
+    if not isinstance(model, Wav2Small):
+        raise ValueError(f"streaming needs a Wav2Small-family model, got {type(model).__name__}")
+    return model.eval()
