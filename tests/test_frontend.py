@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import synth_speech
+from wav2small.testing import synth_speech
 from wav2small import Wav2Small, create_student
 from wav2small.frontend import exponential_average, prenorm, running_decay, running_prenorm
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import synth_speech
+from wav2small.testing import synth_speech
 from wav2small import AudioError, Stream, create_student
 from wav2small.streaming import StreamingWav2Small
 
