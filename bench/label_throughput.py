@@ -20,7 +20,8 @@ import soundfile as sf
 import torch
 
 from wav2small.audio import SAMPLING_RATE, load_audio
-from wav2small.labels import LabelStore, crop_positions, label_audio
+from wav2small.labels import crop_positions, label_audio
+from wav2small.store import LabelStore
 from wav2small.teachers import DawnTeacher
 
 

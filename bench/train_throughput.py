@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 
 from wav2small.cache import build_audio_cache
-from wav2small.labels import LabelStore
 from wav2small.models import create_student, list_students
+from wav2small.store import LabelStore
 from wav2small.testing import write_label_store
 from wav2small.train import (LengthBatches, TrainConfig, ViewDataset, build_optimizer, build_student, collate_views,
                              train_step, training_loader)

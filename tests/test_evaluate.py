@@ -179,7 +179,8 @@ def test_cli_and_eval_script(make_msp_podcast, student_dir, tmp_path, capsys, mo
 
 
 def test_label_store_fidelity_of_teachers_to_themselves(make_audio_dir, tmp_path, capsys):
-    from wav2small.labels import LabelStore, label_audio
+    from wav2small.labels import label_audio
+    from wav2small.store import LabelStore
     from wav2small.testing import save_tiny_teacher
 
     audio = make_audio_dir(4, seconds=0.5)  # equal lengths: labelled and scored in one batch

@@ -7,7 +7,6 @@ import json
 import numpy as np
 import onnx
 import pytest
-import soundfile as sf
 import torch
 
 from wav2small import create_student, export_onnx, list_students, predict
@@ -15,16 +14,13 @@ from wav2small.cli import main
 from wav2small.models import Student
 from wav2small.models.registry import PRESETS
 from wav2small.predict import OnnxPredictor, TorchPredictor
-from wav2small.testing import fit_wav2small, synth_speech
+from wav2small.testing import fit_wav2small, synth_speech, write_audio_dir
 
 
 @pytest.fixture(scope="module")
 def speech_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("speech")
-    rng = np.random.default_rng(3)
-    for i in range(24):
-        sf.write(folder / f"utt{i:03d}.wav", synth_speech(rng.uniform(1.0, 3.0), 700 + i), 16000, subtype="PCM_16")
-    return folder
+    """24 speech-like files of 1-3 s: a small calibration folder (6 of them are held out for the int8 check)."""
+    return write_audio_dir(tmp_path_factory.mktemp("speech"), 24, seconds=(1.0, 3.0), seed=3, prefix="utt")
 
 
 @pytest.fixture(scope="module")
@@ -186,21 +182,24 @@ def test_calibration_from_a_label_store_renders_views_and_holds_out_files(make_a
     import pandas as pd
 
     from wav2small.export import calibration_clips
+    from wav2small.holdout import CALIBRATION_SALT, held_out
+    from wav2small.store import LabelStore
     from wav2small.views import render_view
 
-    # a store in the documented layout: metadata.json and labels-r<rank>-<seq>.parquet shards
-    store = tmp_path / "labels"
-    store.mkdir()
-    (store / "metadata.json").write_text(json.dumps({"format": "wav2small-labels/1", "sampling_rate": 16000}))
+    store = LabelStore(tmp_path / "labels")
+    store.create({"format": "wav2small-labels/1", "sampling_rate": 16000})
     rows = []
-    for file in sorted(make_audio_dir(16, seconds=(1.6, 2.0)).glob("*.wav")):
+    files = [str(f) for f in sorted(make_audio_dir(24, seconds=(1.6, 2.0)).glob("*.wav"))]
+    for file in files:
         for view, params in enumerate([{}, {"gain": 0.5, "noise": {"colour": "pink", "seed": 3, "gain": 0.01}}]):
-            params = {"file": str(file), "start": 0.5, "end": 1.5, "samples": 16000, **params}
-            rows.append({"file": str(file), "start": 0.5, "end": 1.5, "view": view, "params": json.dumps(params),
+            params = {"file": file, "start": 0.5, "end": 1.5, "samples": 16000, **params}
+            rows.append({"file": file, "start": 0.5, "end": 1.5, "view": view, "params": json.dumps(params),
                          "arousal": 0.5, "dominance": 0.5, "valence": 0.5})
-    pd.DataFrame(rows).to_parquet(store / "labels-r0000-000001.parquet")
-    calib, held, info = calibration_clips(store, max_clips=1000, holdout=0.25)
-    assert info["kind"] == "label store" and len(calib) == 24 and len(held) == 8
+    store.write_shard("labels", 0, pd.DataFrame(rows))
+    calib, held, info = calibration_clips(store.root, max_clips=1000, holdout=0.25)
+    checking = held_out(files, 0.25, salt=CALIBRATION_SALT)  # the package's one hold-out rule
+    assert info["kind"] == "label store" and sorted(info["held_out_file_list"]) == sorted(checking)
+    assert len(held) == 2 * len(checking) >= 8 and len(calib) + len(held) == 48  # every view of every file, once
     assert not set(info["held_out_file_list"]) & set(info["calibration_file_list"])
     noisy = [r for r in rows if r["file"] == info["calibration_file_list"][0]][1]["params"]
     assert any(np.array_equal(clip, render_view(noisy)) for clip in calib)  # the audio the teacher heard

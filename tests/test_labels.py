@@ -17,7 +17,8 @@ import soundfile as sf
 import torch
 
 from wav2small.audio import read_segment
-from wav2small.labels import LabelStore, crop_positions, label_audio, read_inputs
+from wav2small.labels import crop_positions, label_audio, read_inputs
+from wav2small.store import LabelStore
 from wav2small.teachers import Teacher, load_teacher
 from wav2small.testing import save_tiny_teacher
 from wav2small.views import render_view

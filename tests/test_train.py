@@ -19,10 +19,10 @@ import torch
 from wav2small import Student, concordance_cc, create_student
 from wav2small.cli import main
 from wav2small.cache import build_audio_cache
-from wav2small.labels import LabelStore
+from wav2small.store import LabelStore
 from wav2small.testing import synth_speech, write_label_store
-from wav2small.train import (LengthBatches, TrainConfig, concordance_loss, distillation_loss, lr_factor, train,
-                             validation_files)
+from wav2small.holdout import VALIDATION_SALT, held_out
+from wav2small.train import LengthBatches, TrainConfig, concordance_loss, distillation_loss, lr_factor, train
 from wav2small.views import render_view
 
 LABELS = ["arousal", "dominance", "valence"]
@@ -74,12 +74,7 @@ def test_losses_and_schedule():
     assert all(a >= b for a, b in zip(factors[9:], factors[10:])) and factors[-1] == pytest.approx(0.1, abs=1e-3)
 
 
-def test_split_by_file_and_batches():
-    files = [f"/data/f{i:03d}.wav" for i in range(200)]
-    held = validation_files(files, 0.1)
-    assert len(held) == 20 and held == validation_files(files[::-1], 0.1)
-    assert validation_files(files + ["/data/new.wav"], 0.1) - held <= {"/data/new.wav"}  # stable as the store grows
-
+def test_batches():
     lengths = np.array([8000] * 45 + [5000] * 7 + [3000 + i for i in range(6)])  # short files labelled whole
     everything = []
     for rank in range(2):
@@ -157,17 +152,17 @@ def test_distillation_learns_the_teacher(tmp_path):
     """A tiny random teacher labels 480 speech-like clips of 0.5 s; wav2small trains for 150 steps
     and its mean CCC against the teacher on held-out files rises well above the untrained one's.
 
-    Over five teacher seeds this setting gave held-out mean CCC 0.17 to 0.44 (0.24 for the seed
-    used here) against 0.00 untrained; 160 clips were too few: some teachers were memorised, not
+    Over five teacher seeds this setting gave held-out mean CCC 0.17 to 0.44 (0.23 for the seed
+    used here, on the 97 clips of the validation files) against 0.00 untrained; 160 clips were too few: some teachers were memorised, not
     learnt (held-out CCC below zero).
     """
     store = write_label_store(tmp_path, 480, (0.5, 0.6), crop_dur=0.5, views=0)
     config = TrainConfig(store=str(store), out=str(tmp_path / "run"), steps=150, batch_size=16, lr=3e-3, warmup_steps=15,
                          valid_every=150, valid_fraction=0.2, workers=0, threads=1, progress=False)
     frame = LabelStore(store).read()
-    held_out = frame[frame["file"].isin(validation_files(frame["file"], config.valid_fraction))]
-    audio = torch.from_numpy(np.stack([render_view(p) for p in held_out["params"]]))
-    truth = held_out[LABELS].to_numpy()
+    validation = frame[frame["file"].isin(held_out(frame["file"], config.valid_fraction, salt=VALIDATION_SALT))]
+    audio = torch.from_numpy(np.stack([render_view(p) for p in validation["params"]]))
+    truth = validation[LABELS].to_numpy()
 
     def held_out_ccc(model):
         with torch.no_grad():

@@ -5,7 +5,7 @@ from .audio import AudioError, load_audio
 from .corpora import Corpus, csv_corpus, label_store_corpus, msp_podcast, open_corpus
 from .evaluate import Evaluation, evaluate
 from .export import export_onnx
-from .labels import LabelStore
+from .store import LabelStore
 from .metrics import concordance_cc, mean_absolute_error, pearson_cc
 from .models import MobileNetV3, MobileNetV4, Student, Wav2Small, create_student, list_students
 from .predict import load_model, predict

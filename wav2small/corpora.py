@@ -189,7 +189,7 @@ def label_store_corpus(root, *, target: str = "combined", views=None, source=Non
 
     Each clip is rebuilt exactly as the teacher heard it, by ``views.render_view(row.params)``.
     """
-    from .labels import LabelStore
+    from .store import LabelStore
     from .views import render_view
 
     store = LabelStore(root)
@@ -221,13 +221,18 @@ def label_store_corpus(root, *, target: str = "combined", views=None, source=Non
     return Corpus(f"label store {Path(root).name} ({target})", _drop_unrated(clips, info), info, read)
 
 
+def is_msp_podcast(root) -> bool:
+    """Whether ``root`` is an MSP-Podcast folder (it holds Labels/labels_consensus.csv)."""
+    return (Path(root).expanduser() / MSP_LABEL_FILE).is_file()
+
+
 def corpus_kind(path) -> str:
     """What ``path`` holds: "csv" (a file), "msp-podcast" (a folder with Labels/labels_consensus.csv)
     or "label-store" (any other folder)."""
     path = Path(path).expanduser()
     if path.is_file():
         return "csv"
-    if (path / MSP_LABEL_FILE).is_file():
+    if is_msp_podcast(path):
         return "msp-podcast"
     if path.is_dir():
         return "label-store"

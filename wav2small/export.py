@@ -29,8 +29,10 @@ from .atomic import atomic_path, write_json, write_text
 from .audio import find_audio_files, read_segment
 from .contract import (AUDONNX_FILES, CONTRACT_FILE, CONTRACT_MARKDOWN_FILE, FOOTPRINT_FILE, FOOTPRINT_MARKDOWN_FILE, FP32_FILE,
                        INPUT_NAME, INT8_FILE, LABELS, OUTPUT_NAME, REPORT_FILE, SAMPLING_RATE)
+from .holdout import CALIBRATION_SALT, held_out
 from .metrics import concordance_cc, pearson_cc
 from .models import Student, create_student, list_students
+from .store import LabelStore, is_label_store
 
 OPSET = 18
 # audonnx reshapes its input to the model's input shape and allows one dynamic axis only, so its
@@ -93,7 +95,7 @@ def export_onnx(
         atol: largest allowed absolute difference between fp32 ONNX and torch outputs.
         checks: (batch size, seconds) of the fp32-versus-torch cases (default: 1 x 1 s, 2 x 5 s,
             3 x 2.5 s, 1 x 30 s).
-        seed: seed of the file split and crop choice.
+        seed: seed of the order in which calibration files are read.
         progress: show progress bars.
 
     Returns:
@@ -458,27 +460,25 @@ def calibration_clips(source, *, clip_seconds: float = 2.0, max_clips: int = 256
                       progress: bool = False) -> tuple[list[np.ndarray], list[np.ndarray], dict]:
     """(calibration clips, held-out clips, description) from an audio folder or a label store.
 
-    Files are shuffled with ``seed`` and split: a ``holdout`` fraction (at least one file) is used
-    only for checking. From an audio folder, each file gives consecutive crops of ``clip_seconds``
-    (a shorter file gives itself); from a label store, each row's view is rendered as the teacher
-    heard it. At most ``max_clips`` in all, held-out ones in proportion.
+    Files are split by :func:`wav2small.holdout.held_out`: a ``holdout`` fraction (at least one
+    file) is used only for checking. From an audio folder, each file gives consecutive crops of
+    ``clip_seconds`` (a shorter file gives itself); from a label store, each row's view is rendered
+    as the teacher heard it. Each side's files are read in an order shuffled with ``seed`` (so that
+    the budget draws across the whole corpus) until it has its share of ``max_clips``.
     """
     from tqdm.auto import tqdm
 
     root = Path(source)
-    from .labels import METADATA_FILE
-
-    rng = np.random.default_rng(seed)
-    if (root / METADATA_FILE).exists():
-        from .labels import LabelStore
+    if is_label_store(root):
         from .views import render_view
 
         rows = LabelStore(root).read(columns=["file", "params"])
-        files = sorted(set(rows["file"]))
+        views = rows.groupby("file", sort=True)["params"].apply(list)
+        files = list(views.index)
         kind = "label store"
 
         def clips_of(file):
-            return [render_view(p) for p in rows.loc[rows["file"] == file, "params"]]
+            return [render_view(p) for p in views[file]]
     else:
         files = [str(f) for f in find_audio_files(root)]
         kind = "audio folder"
@@ -489,9 +489,9 @@ def calibration_clips(source, *, clip_seconds: float = 2.0, max_clips: int = 256
             return [x] if len(x) <= n else [x[i:i + n] for i in range(0, len(x) - n + 1, n)]
     if len(files) < 2:
         raise ValueError(f"{root}: calibration needs at least 2 audio files ({len(files)} found): some calibrate, some check")
-    order = [files[i] for i in rng.permutation(len(files))]
-    n_held = max(1, int(round(holdout * len(order))))
-    held_files, calib_files = order[:n_held], order[n_held:]
+    checking = held_out(files, holdout, salt=CALIBRATION_SALT)
+    order = [files[i] for i in np.random.default_rng(seed).permutation(len(files))]
+    held_files, calib_files = [f for f in order if f in checking], [f for f in order if f not in checking]
     budget = {"calibration": max(1, int(round(max_clips * (1 - holdout)))), "held_out": max(1, int(round(max_clips * holdout)))}
     out, used = {}, {}
     for split, split_files in (("calibration", calib_files), ("held_out", held_files)):

@@ -1,10 +1,7 @@
-"""The label store (Parquet shards of teacher A/D/V per clip and view, plus metadata) and the
-labelling loop that fills it: resumable after any kill, shardable across processes and machines.
-
-A store is a directory: ``metadata.json``, ``labels-r<rank>-<seq>.parquet`` shards (one row per
-(file, start, end, view)) and ``errors-r<rank>-<seq>.parquet`` (file, reason). Shards are written
-to a temporary name and renamed, so a shard either exists whole or not at all; a clip's views
-always share one shard, and a restarted job skips every clip already in a finished shard.
+"""The labelling job: a teacher writes arousal, dominance and valence for fixed-length crops of the
+input audio and their augmented views into a label store (:mod:`wav2small.store`), resumable after
+any kill and shardable across processes and machines: a restarted job skips every clip already in
+a finished shard.
 """
 
 from __future__ import annotations
@@ -20,95 +17,10 @@ import numpy as np
 import pandas as pd
 
 from ._version import __version__
-from .atomic import atomic_path, write_json
 from .audio import AudioError, audio_duration, find_audio_files
 from .contract import LABELS, SAMPLING_RATE
+from .store import FORMAT, LabelStore, clip_key
 from .views import ViewSettings, make_view
-
-METADATA_FILE = "metadata.json"
-FORMAT = "wav2small-labels/1"
-# Settings that must agree between a store and a job that resumes it.
-_RESUME_KEYS = ("format", "teacher", "crop_dur", "views", "view_settings", "seed", "noise_files", "sampling_rate")
-
-
-class LabelStore:
-    """A directory of teacher labels written by :func:`label_audio`.
-
-    >>> store = LabelStore("labels/msp")  # doctest: +SKIP
-    >>> store.read()[["file", "start", "end", "view", "arousal", "dominance", "valence"]]  # doctest: +SKIP
-
-    ``read()`` columns: ``file`` (absolute path), ``start``, ``end`` (seconds of the clean crop),
-    ``view`` (0 = the clean crop), ``params`` (JSON for :func:`wav2small.views.render_view`),
-    ``arousal``, ``dominance``, ``valence`` (the combined teacher output, unclipped) and per
-    member ``<member>.arousal``, ``<member>.dominance``, ``<member>.valence``.
-    """
-
-    def __init__(self, root):
-        self.root = Path(root)
-
-    @property
-    def metadata(self) -> dict:
-        """Teacher ids and revisions, member names and weights, crop and view settings, sampling rate, package version."""
-        path = self.root / METADATA_FILE
-        if not path.exists():
-            raise FileNotFoundError(f"{self.root}: not a label store (no {METADATA_FILE})")
-        return json.loads(path.read_text())
-
-    def shards(self) -> list[Path]:
-        return sorted(self.root.glob("labels-*.parquet"))
-
-    def read(self, columns=None) -> pd.DataFrame:
-        """All labelled rows, sorted by file, start and view."""
-        frames = [pd.read_parquet(p, columns=columns) for p in self.shards()]
-        if not frames:
-            names = ["file", "start", "end", "view", "params", *LABELS] if columns is None else list(columns)
-            return pd.DataFrame({c: [] for c in names})
-        frame = pd.concat(frames, ignore_index=True)
-        order = [c for c in ("file", "start", "view") if c in frame.columns]
-        return frame.sort_values(order, kind="stable").reset_index(drop=True) if order else frame
-
-    def errors(self) -> pd.DataFrame:
-        """Files that could not be labelled: columns file, reason (each failure once)."""
-        frames = [pd.read_parquet(p) for p in sorted(self.root.glob("errors-*.parquet"))]
-        if not frames:
-            return pd.DataFrame({"file": pd.Series([], dtype=str), "reason": pd.Series([], dtype=str)})
-        return pd.concat(frames, ignore_index=True).drop_duplicates().reset_index(drop=True)
-
-    def done(self) -> set[tuple[str, int, int]]:
-        """(file, first sample, last sample) of every clip in a finished shard."""
-        frame = self.read(columns=["file", "start", "end"])
-        first = np.round(frame["start"].to_numpy(float) * SAMPLING_RATE).astype(np.int64)
-        last = np.round(frame["end"].to_numpy(float) * SAMPLING_RATE).astype(np.int64)
-        return set(zip(frame["file"].astype(str), first.tolist(), last.tolist()))
-
-    # writing (used by label_audio)
-
-    def _start(self, metadata: dict) -> dict:
-        """Create the store, or check that an existing one was made with the same settings."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        path = self.root / METADATA_FILE
-        if path.exists():
-            old = json.loads(path.read_text())
-            changed = [k for k in _RESUME_KEYS if old.get(k) != metadata.get(k)]
-            if changed:
-                raise ValueError(f"{self.root}: this label store was made with other settings ({', '.join(changed)}: "
-                                 f"{[old.get(k) for k in changed]} here, {[metadata.get(k) for k in changed]} now); "
-                                 "use another --out or the same settings to resume")
-            return old
-        write_json(path, metadata)
-        return metadata
-
-    def _write(self, kind: str, rank: int, frame: pd.DataFrame) -> Path:
-        """One shard, atomically: written under a temporary name, synced, renamed."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        seq = 1 + max((int(p.stem.split("-")[-1]) for p in self.root.glob(f"{kind}-r{rank:04d}-*.parquet")), default=0)
-        path = self.root / f"{kind}-r{rank:04d}-{seq:06d}.parquet"
-        with atomic_path(path) as tmp:
-            pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
-        return path
-
 
 def read_inputs(inputs) -> list[tuple[str, float | None, float | None]]:
     """Segments to label from folders (recursive), audio files, CSV manifests (columns ``file``
@@ -204,10 +116,6 @@ def _clips_of(segment, *, crop: int, min_samples: int) -> list[dict]:
             for a, b in crop_positions(first, last, crop)]
 
 
-def _key(clip) -> tuple[str, int, int]:
-    return clip["file"], int(round(clip["start"] * SAMPLING_RATE)), int(round(clip["end"] * SAMPLING_RATE))
-
-
 class _Labeller:
     """Runs the teacher on views in batches of equal length and writes clips whose views are all
     labelled to the store, ``shard_size`` clips per shard, with the errors seen so far."""
@@ -272,12 +180,12 @@ class _Labeller:
             frame = pd.DataFrame(self.finished)
             for column in frame.columns[5:]:
                 frame[column] = frame[column].astype(np.float32)
-            self.store._write("labels", self.rank, frame)
+            self.store.write_shard("labels", self.rank, frame)
             self.counts["rows"] += len(frame)
             self.counts["shards"] += 1
             self.finished, force = [], True
         if self.errors and force:
-            self.store._write("errors", self.rank, pd.DataFrame(self.errors, columns=["file", "reason"]))
+            self.store.write_shard("errors", self.rank, pd.DataFrame(self.errors, columns=["file", "reason"]))
             self.errors = []
 
 
@@ -364,7 +272,7 @@ def label_audio(
         raise ValueError(f"no audio found in {inputs}")
     noise_files = [os.path.abspath(f) for f in find_audio_files(noise_dir)] if noise_dir else []
     store = LabelStore(out_dir)
-    store._start({
+    store.create({
         "format": FORMAT, "teacher_spec": spec, "teacher": teacher.describe(),
         "members": [m.name for m in getattr(teacher, "members", [teacher])], "labels": list(LABELS),
         "sampling_rate": SAMPLING_RATE, "crop_dur": crop / SAMPLING_RATE, "views": int(views), "view_settings": settings.to_dict(),
@@ -372,8 +280,7 @@ def label_audio(
         "precision": "float16" if half else "float32", "package_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     })
-    for stale in store.root.glob(f".*-r{rank:04d}-*.tmp"):  # a shard this rank was writing when it was killed
-        stale.unlink(missing_ok=True)
+    store.remove_partial_shards(rank)
 
     # 1. the crops of this rank's segments, from file headers, less those already labelled
     def scan(segment):
@@ -387,7 +294,7 @@ def label_audio(
     for found, error in tqdm(_prefetch(scan, mine, workers=max(workers, 4), depth=64), total=len(mine), desc="scan",
                              unit="file", disable=not progress, leave=False):
         scan_errors += [error] if error else []
-        clips.update((_key(c), c) for c in found)  # overlapping manifest segments may repeat a crop
+        clips.update((clip_key(c["file"], c["start"], c["end"]), c) for c in found)  # overlapping manifest segments may repeat a crop
     skipped = sum(key in done for key in clips)
     clips = [c for key, c in clips.items() if key not in done]
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import csv
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -29,10 +28,11 @@ from torch import nn
 from .atomic import atomic_directory, atomic_path, write_json
 from .cache import AudioCache, build_audio_cache, wait_for_audio_cache
 from .contract import LABELS, SAMPLING_RATE
-from .labels import LabelStore
+from .holdout import VALIDATION_SALT, held_out
 from .metrics import concordance_cc
 from .models import Student, create_student
 from .models.registry import PRESETS
+from .store import LabelStore
 from .views import render_view
 
 STATE_FILE = "state.pt"
@@ -60,7 +60,7 @@ class TrainConfig:
     the three dimensions; 0 is plain MSE, 1 plain CCC. ema_decay: exponential moving average of
     the weights (0 = off, e.g. 0.999); when on, validation and the saved models use it.
     valid_fraction: share of files (never clips of a file) held out for validation, chosen by
-    a hash of the file path. valid_limit: at most this many held-out rows per validation (0 = all).
+    :func:`wav2small.holdout.held_out`. valid_limit: at most this many held-out rows per validation (0 = all).
     valid_every: steps between validations and checkpoints. seed: initialisation, data order
     and dropout. workers: DataLoader processes rendering views; None = 0 on CPU (rendering in the
     training process costs a few % of a step, a worker process competing with the training
@@ -111,6 +111,8 @@ class TrainConfig:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if not 0 <= self.valid_fraction < 1:
+            raise ValueError(f"valid_fraction must be in [0, 1), got {self.valid_fraction}")
 
 
 # the objective
@@ -142,22 +144,6 @@ def lr_factor(step: int, *, warmup: int, total: int, min_ratio: float) -> float:
 
 
 # the data
-
-
-def validation_files(files, fraction: float) -> set[str]:
-    """The held-out files: the ``fraction`` of distinct files with the smallest hash of their path.
-
-    Depends only on the path, so a file stays on its side when the store grows, and the views
-    and crops of one file are never split between training and validation.
-    """
-    unique = sorted(set(map(str, files)))
-    if not 0 <= fraction < 1:
-        raise ValueError(f"valid_fraction must be in [0, 1), got {fraction}")
-    count = int(round(fraction * len(unique)))
-    if fraction > 0 and len(unique) > 1:
-        count = min(max(count, 1), len(unique) - 1)
-    ranked = sorted(unique, key=lambda f: hashlib.sha1(f.encode()).hexdigest())
-    return set(ranked[:count])
 
 
 def view_length(params: dict) -> int:
@@ -442,8 +428,8 @@ def _run(config: TrainConfig, rank: int, world: int, device: torch.device) -> di
         print(f"leaving out {int((~usable).sum())} rows of {len(cache.errors)} files that could not be read "
               f"(listed in {cache.folder}/index.json)")
 
-    held_out = validation_files(frame["file"], config.valid_fraction)
-    is_valid = frame["file"].isin(held_out).to_numpy()
+    validation = held_out(frame["file"], config.valid_fraction, salt=VALIDATION_SALT)
+    is_valid = frame["file"].isin(validation).to_numpy()
     train_rows = np.flatnonzero(usable & ~is_valid)
     valid_rows = np.flatnonzero(usable & is_valid)
     if config.valid_limit and len(valid_rows) > config.valid_limit:
@@ -503,7 +489,7 @@ def _run(config: TrainConfig, rank: int, world: int, device: torch.device) -> di
         writer = csv.DictWriter(log_file, LOG_COLUMNS)
         print(f"training {config.student} ({model.num_parameters():,} parameters) on {len(train_set)} views "
               f"({per_epoch} steps per epoch and process, {world} process{'es' if world > 1 else ''}); "
-              f"validating on {len(valid_set)} views of {len(held_out)} held-out files; audio cache {cache.folder} "
+              f"validating on {len(valid_set)} views of {len(validation)} held-out files; audio cache {cache.folder} "
               f"({cache.seconds / 3600:.2f} h)")
 
     def validate() -> dict:

@@ -38,7 +38,7 @@ def add_arguments(parser):
     parser.add_argument("--min-pearson", type=float, default=0.99, help="int8 vs fp32 Pearson per dimension (default: %(default)s)")
     parser.add_argument("--min-ccc", type=float, default=0.98, help="int8 vs fp32 CCC per dimension (default: %(default)s)")
     parser.add_argument("--atol", type=float, default=1e-4, help="fp32 ONNX vs torch max abs difference (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the calibration file split (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the order in which calibration files are read (default: %(default)s)")
 
 
 def run(args) -> int:

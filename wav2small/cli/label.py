@@ -40,7 +40,8 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from ..labels import LabelStore, label_audio
+    from ..labels import label_audio
+    from ..store import LabelStore
 
     weights = [float(w) for w in args.weights.split(",")] if args.weights else None
     summary = label_audio(

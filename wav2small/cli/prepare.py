@@ -2,7 +2,7 @@
 (test.csv), each with columns file, duration (seconds); unreadable files go to errors.csv.
 
 SOURCE is a folder of audio (WAV, FLAC, OGG, MP3; searched recursively; --test-fraction of the
-files, picked by a hash of the file name, are held out) or an MSP-Podcast root (Audios/ +
+files, picked by a hash of the file name (wav2small.holdout), are held out) or an MSP-Podcast root (Audios/ +
 Labels/labels_consensus.csv; train = --splits, test = --test-split). The CSVs are inputs of
 `wav2small label`.
 
@@ -24,7 +24,7 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from ..manifest import write_manifests
+    from ..prepare import write_manifests
 
     tables = write_manifests(args.source, args.out, splits=[s.strip() for s in args.splits.split(",") if s.strip()],
                              test_split=args.test_split, test_fraction=args.test_fraction)

@@ -4,47 +4,34 @@ from an audio folder or an MSP-Podcast root, with unreadable files set aside wit
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pandas as pd
 
 from .atomic import atomic_path
 from .audio import AudioError, audio_duration, find_audio_files
-
-
-def is_msp_podcast(root) -> bool:
-    from .corpora import MSP_LABEL_FILE
-
-    return (Path(root) / MSP_LABEL_FILE).is_file()
-
-
-def _held_out(file: str, fraction: float) -> bool:
-    """Deterministic, order-free choice of a file for the test part (by a hash of its name)."""
-    digest = hashlib.sha1(Path(file).name.encode()).digest()
-    return int.from_bytes(digest[:4], "big") / 2**32 < fraction
+from .corpora import is_msp_podcast, msp_podcast
+from .holdout import TEST_SALT, held_out
 
 
 def write_manifests(source, out_dir, *, splits=("Train",), test_split="Test1", test_fraction: float = 0.1,
                     progress: bool = True) -> dict[str, pd.DataFrame]:
     """Write ``train.csv`` and ``test.csv`` (file, duration in seconds) and ``errors.csv`` (file, reason).
 
-    ``source`` is a folder of audio (searched recursively; ``test_fraction`` of the files, chosen
-    by a hash of the file name, are held out) or an MSP-Podcast root (train = ``splits``, test =
+    ``source`` is a folder of audio (searched recursively; ``test_fraction`` of the files are held
+    out by :func:`wav2small.holdout.held_out`) or an MSP-Podcast root (train = ``splits``, test =
     ``test_split``; ratings are not needed: the teacher writes the labels).
     """
     from tqdm.auto import tqdm
 
     source = Path(source)
     if is_msp_podcast(source):
-        from .corpora import msp_podcast
-
         parts = {"train": [f for split in splits for f in msp_podcast(source, split=split, rated_only=False).clips["file"]],
                  "test": list(msp_podcast(source, split=test_split, rated_only=False).clips["file"])}
     elif source.is_dir():
         files = [str(f.resolve()) for f in find_audio_files(source)]
-        parts = {"train": [f for f in files if not _held_out(f, test_fraction)],
-                 "test": [f for f in files if _held_out(f, test_fraction)]}
+        test = held_out(files, test_fraction, salt=TEST_SALT)
+        parts = {"train": [f for f in files if f not in test], "test": [f for f in files if f in test]}
     else:
         raise FileNotFoundError(f"{source}: neither an audio folder nor an MSP-Podcast root")
     if not parts["train"]:

@@ -1,0 +1,130 @@
+"""The label store: teacher arousal, dominance and valence per clip and view, as Parquet shards plus
+metadata. The labelling job writes it; training, evaluation and export calibration read it.
+
+A store is a folder::
+
+    metadata.json                       teacher ids and revisions, crop and view settings, versions
+    labels-r<rank>-<seq>.parquet        one row per (file, start, end, view), see LabelStore.read
+    errors-r<rank>-<seq>.parquet        files that could not be labelled: file, reason
+
+Every file is written atomically (aside, synced, renamed), so a shard exists whole or not at
+all; each rank numbers its own shards, so processes and machines write into one store without
+coordination; a clip's views always share one shard, so a finished shard means finished clips.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .atomic import atomic_path, write_json
+from .contract import LABELS, SAMPLING_RATE
+
+METADATA_FILE = "metadata.json"
+FORMAT = "wav2small-labels/1"
+#: Settings that must agree between a store and a job that resumes it.
+RESUME_KEYS = ("format", "teacher", "crop_dur", "views", "view_settings", "seed", "noise_files", "sampling_rate")
+SHARD_KINDS = ("labels", "errors")
+
+
+def is_label_store(path) -> bool:
+    """Whether ``path`` is a label store folder (it holds ``metadata.json``)."""
+    return (Path(path) / METADATA_FILE).is_file()
+
+
+def clip_key(file, start: float, end: float) -> tuple[str, int, int]:
+    """(file, first sample, last sample) of a clip given in seconds: how the store tells clips apart."""
+    return str(file), int(round(start * SAMPLING_RATE)), int(round(end * SAMPLING_RATE))
+
+
+class LabelStore:
+    """A label store folder (see the module docstring); written by :func:`wav2small.labels.label_audio`.
+
+    >>> store = LabelStore("labels/msp")  # doctest: +SKIP
+    >>> store.read()[["file", "start", "end", "view", "arousal", "dominance", "valence"]]  # doctest: +SKIP
+
+    ``read()`` columns: ``file`` (absolute path), ``start``, ``end`` (seconds of the clean crop),
+    ``view`` (0 = the clean crop), ``params`` (JSON for :func:`wav2small.views.render_view`),
+    ``arousal``, ``dominance``, ``valence`` (the combined teacher output, unclipped) and per
+    member ``<member>.arousal``, ``<member>.dominance``, ``<member>.valence``.
+    """
+
+    def __init__(self, root):
+        self.root = Path(root)
+
+    # reading
+
+    @property
+    def metadata(self) -> dict:
+        """Teacher ids and revisions, member names and weights, crop and view settings, sampling rate, package version."""
+        path = self.root / METADATA_FILE
+        if not path.exists():
+            raise FileNotFoundError(f"{self.root}: not a label store (no {METADATA_FILE})")
+        return json.loads(path.read_text())
+
+    def shards(self, kind: str = "labels") -> list[Path]:
+        """The finished shards of ``kind`` ("labels" or "errors"), in name order."""
+        return sorted(self.root.glob(f"{kind}-*.parquet"))
+
+    def read(self, columns=None) -> pd.DataFrame:
+        """All labelled rows (``columns`` only, if given), sorted by file, start and view."""
+        frames = [pd.read_parquet(p, columns=columns) for p in self.shards()]
+        if not frames:
+            names = ["file", "start", "end", "view", "params", *LABELS] if columns is None else list(columns)
+            return pd.DataFrame({c: [] for c in names})
+        frame = pd.concat(frames, ignore_index=True)
+        order = [c for c in ("file", "start", "view") if c in frame.columns]
+        return frame.sort_values(order, kind="stable").reset_index(drop=True) if order else frame
+
+    def errors(self) -> pd.DataFrame:
+        """Files that could not be labelled: columns file, reason (each failure once)."""
+        frames = [pd.read_parquet(p) for p in self.shards("errors")]
+        if not frames:
+            return pd.DataFrame({"file": pd.Series([], dtype=str), "reason": pd.Series([], dtype=str)})
+        return pd.concat(frames, ignore_index=True).drop_duplicates().reset_index(drop=True)
+
+    def done(self) -> set[tuple[str, int, int]]:
+        """:func:`clip_key` of every clip in a finished shard."""
+        frame = self.read(columns=["file", "start", "end"])
+        first = np.round(frame["start"].to_numpy(float) * SAMPLING_RATE).astype(np.int64)
+        last = np.round(frame["end"].to_numpy(float) * SAMPLING_RATE).astype(np.int64)
+        return set(zip(frame["file"].astype(str), first.tolist(), last.tolist()))
+
+    # writing
+
+    def create(self, metadata: dict) -> dict:
+        """Create the store with ``metadata``, or check that an existing one was made with the same
+        settings (``RESUME_KEYS``) and return its metadata; raises ValueError naming what differs."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / METADATA_FILE
+        if path.exists():
+            old = json.loads(path.read_text())
+            changed = [k for k in RESUME_KEYS if old.get(k) != metadata.get(k)]
+            if changed:
+                raise ValueError(f"{self.root}: this label store was made with other settings ({', '.join(changed)}: "
+                                 f"{[old.get(k) for k in changed]} here, {[metadata.get(k) for k in changed]} now); "
+                                 "use another --out or the same settings to resume")
+            return old
+        write_json(path, metadata)
+        return metadata
+
+    def write_shard(self, kind: str, rank: int, frame: pd.DataFrame) -> Path:
+        """Add ``frame`` as the next shard of ``kind`` ("labels" or "errors") of ``rank``, atomically."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if kind not in SHARD_KINDS:
+            raise ValueError(f"unknown shard kind {kind!r}; use one of {SHARD_KINDS}")
+        seq = 1 + max((int(p.stem.split("-")[-1]) for p in self.root.glob(f"{kind}-r{rank:04d}-*.parquet")), default=0)
+        path = self.root / f"{kind}-r{rank:04d}-{seq:06d}.parquet"
+        with atomic_path(path) as tmp:
+            pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
+        return path
+
+    def remove_partial_shards(self, rank: int) -> None:
+        """Delete the temporary files of shards ``rank`` was writing when it was killed."""
+        for stale in self.root.glob(f".*-r{rank:04d}-*.tmp"):
+            stale.unlink(missing_ok=True)
