@@ -13,7 +13,7 @@ from wav2small import create_student, export_onnx, list_students, predict
 from wav2small.cli import main
 from wav2small.models import Student
 from wav2small.models.registry import PRESETS
-from wav2small.predict import OnnxPredictor, TorchPredictor
+from wav2small.runners import OnnxRunner, TorchRunner
 from wav2small.testing import fit_wav2small, synth_speech, write_audio_dir
 
 
@@ -88,12 +88,12 @@ def test_predict_with_the_export_matches_torch(exported, fitted_folder, speech_d
     assert np.abs(by_onnx.to_numpy() - by_torch.to_numpy()).max() <= 1e-4
     x = synth_speech(2.0, 5)
     assert np.abs(predict(x, 16000, model=exported / "model.onnx") - predict(x, 16000, model=student)).max() <= 1e-4
-    int8 = OnnxPredictor(exported, precision="int8", threads=1)
+    int8 = OnnxRunner(exported, precision="int8", threads=1)
     assert int8.path.name == "model.int8.onnx"
     batch = np.stack([synth_speech(1.5, s) for s in range(3)])
-    assert np.abs(int8(batch) - TorchPredictor(student)(batch)).max() < 0.1  # close, not equal
+    assert np.abs(int8(batch) - TorchRunner(student)(batch)).max() < 0.1  # close, not equal
     with pytest.raises(ValueError, match="precision"):
-        OnnxPredictor(exported, precision="fp16")
+        OnnxRunner(exported, precision="fp16")
 
 
 def test_audonnx_loads_the_folder(exported, fitted_folder):
@@ -104,7 +104,7 @@ def test_audonnx_loads_the_folder(exported, fitted_folder):
     assert model.labels() == ["arousal", "dominance", "valence"]
     out = model(x, 16000)
     assert out.shape == (1, 3)
-    assert np.abs(out - TorchPredictor(student)(x[None])).max() <= 1e-4
+    assert np.abs(out - TorchRunner(student)(x[None])).max() <= 1e-4
     int8 = audonnx.load(str(exported), model_file="model.int8.yaml")
     assert np.abs(int8(x, 16000) - out).max() < 0.1
 
@@ -169,12 +169,12 @@ def test_every_architecture_exports_and_runs(name, tmp_path):
     student = create_student(name).eval()
     report = export_onnx(student, tmp_path / name, checks=((2, 1.0),))
     assert report["fp32_parity"]["passed"]
-    runner = OnnxPredictor(tmp_path / name)
+    runner = OnnxRunner(tmp_path / name)
     x = np.stack([synth_speech(1.0, s) for s in range(2)])
     assert runner(x).shape == (2, 3)
-    assert np.abs(runner(x) - TorchPredictor(student)(x)).max() <= 1e-4
+    assert np.abs(runner(x) - TorchRunner(student)(x)).max() <= 1e-4
     shortest = np.random.default_rng(0).standard_normal((1, student.min_samples)).astype(np.float32)
-    assert np.abs(runner(shortest) - TorchPredictor(student)(shortest)).max() <= 1e-4  # the contract's minimum length
+    assert np.abs(runner(shortest) - TorchRunner(student)(shortest)).max() <= 1e-4  # the contract's minimum length
     assert json.loads((tmp_path / name / "footprint.json").read_text())["model.onnx"]["macs_per_second"] > 0
 
 

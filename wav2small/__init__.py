@@ -5,10 +5,11 @@ from .audio import AudioError, load_audio
 from .corpora import Corpus, csv_corpus, label_store_corpus, msp_podcast, open_corpus
 from .evaluate import Evaluation, evaluate
 from .export import export_onnx
-from .store import LabelStore
 from .metrics import concordance_cc, mean_absolute_error, pearson_cc
 from .models import MobileNetV3, MobileNetV4, Student, Wav2Small, create_student, list_students
-from .predict import load_model, predict
+from .predict import predict
+from .runners import OnnxRunner, TorchRunner, load_model
+from .store import LabelStore
 from .streaming import Estimate, Stream
 from .teachers import DawnTeacher, EnsembleTeacher, OdysseyTeacher, load_teacher
 from .train import TrainConfig, train
@@ -24,8 +25,10 @@ __all__ = [
     "MobileNetV3",
     "MobileNetV4",
     "OdysseyTeacher",
+    "OnnxRunner",
     "Stream",
     "Student",
+    "TorchRunner",
     "TrainConfig",
     "Wav2Small",
     "concordance_cc",

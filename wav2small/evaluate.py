@@ -21,7 +21,7 @@ from .audio import AudioError
 from .contract import LABELS, MIN_SAMPLES
 from .corpora import Corpus
 from .metrics import concordance_cc, mean_absolute_error, pearson_cc
-from .predict import _EqualLengthBatcher, load_model
+from .runners import EqualLengthBatcher, load_model
 
 MISSING = "file not found"
 METRICS = {"ccc": concordance_cc, "pearson": pearson_cc, "mae": mean_absolute_error}
@@ -113,16 +113,16 @@ def _named_models(models) -> dict:
     return named
 
 
-def predict_corpus(corpus: Corpus, predictors: dict, *, batch_size: int = 16, progress: bool = False):
-    """Run every predictor on every clip, reading each clip once.
+def predict_corpus(corpus: Corpus, runners: dict, *, batch_size: int = 16, progress: bool = False):
+    """Run every runner on every clip, reading each clip once.
 
     Returns ``(predictions, errors)``: ``{name: (N, 3) array}`` with NaN rows for clips that were
     not scored, and ``{row: reason}`` for those clips (file missing, unreadable, too short).
     """
     from tqdm.auto import tqdm
 
-    batchers = {name: _EqualLengthBatcher(p, batch_size) for name, p in predictors.items()}
-    shortest = {name: int(getattr(p, "min_samples", MIN_SAMPLES)) for name, p in predictors.items()}
+    batchers = {name: EqualLengthBatcher(p, batch_size) for name, p in runners.items()}
+    shortest = {name: int(getattr(p, "min_samples", MIN_SAMPLES)) for name, p in runners.items()}
     errors = {}
     for i, row in enumerate(tqdm(corpus.clips.to_dict("records"), desc="evaluate", unit="clip", disable=not progress)):
         if not Path(row["file"]).exists():
@@ -149,17 +149,17 @@ def predict_corpus(corpus: Corpus, predictors: dict, *, batch_size: int = 16, pr
     return predictions, errors
 
 
-def _describe(predictor) -> dict:
+def _describe(runner) -> dict:
     """What a report records about a model: a teacher's ids and revisions, a student's config and
     size, an ONNX file's path."""
-    module = getattr(predictor, "module", None)
+    module = getattr(runner, "module", None)
     if hasattr(module, "describe"):
         return module.describe()
     if hasattr(module, "config_dict"):
         return {**module.config_dict(), "parameters": module.num_parameters()}
-    if hasattr(predictor, "path"):
-        return {"onnx": str(predictor.path)}
-    return {"class": type(module or predictor).__name__}
+    if hasattr(runner, "path"):
+        return {"onnx": str(runner.path)}
+    return {"class": type(module or runner).__name__}
 
 
 def _versions() -> dict:
@@ -201,7 +201,7 @@ def evaluate(
     Args:
         corpus: from :func:`wav2small.corpora.msp_podcast`, ``csv_corpus`` or ``label_store_corpus``.
         models: a model spec or a list of them (student folder, hub id, teacher, ``.onnx`` file or
-            export folder, torch module, predictor), or a dict ``{name: spec}``.
+            export folder, torch module, runner), or a dict ``{name: spec}``.
         batch_size: clips per forward pass; only clips of equal length share a batch.
         device: ``cpu`` or ``cuda``.
         n_bootstrap: bootstrap resamples over clips for the intervals (0: none).
@@ -226,9 +226,9 @@ def evaluate(
         raise ValueError(f"{corpus.name}: some clips have no truth; open the corpus with its unrated rows left out")
     if not len(corpus):
         raise ValueError(f"{corpus.name}: no rated clips to score ({corpus.info.get('n_unrated', 0)} rows without ratings were left out)")
-    predictors = {name: load_model(spec, device=device) for name, spec in named.items()}
+    runners = {name: load_model(spec, device=device) for name, spec in named.items()}
     began = time.perf_counter()
-    predictions, errors = predict_corpus(corpus, predictors, batch_size=batch_size, progress=progress)
+    predictions, errors = predict_corpus(corpus, runners, batch_size=batch_size, progress=progress)
     seconds = time.perf_counter() - began
 
     clips = corpus.clips
@@ -250,7 +250,7 @@ def evaluate(
                    "n_evaluated": int(scored.sum()), "n_unrated": int(corpus.info.get("n_unrated", 0))},
         "timing": {"seconds": seconds, "clips_per_second": int(scored.sum()) / seconds if seconds > 0 else None},
         "models": {name: {"spec": str(spec) if isinstance(spec, (str, Path)) else type(spec).__name__,
-                          "about": _describe(predictors[name]),
+                          "about": _describe(runners[name]),
                           "metrics": score(truth, scored_predictions[name], **options)}
                    for name, spec in named.items()},
         "missing": [clips["file"].iloc[i] for i in missing],

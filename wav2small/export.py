@@ -31,7 +31,8 @@ from .contract import (AUDONNX_FILES, CONTRACT_FILE, CONTRACT_MARKDOWN_FILE, FOO
                        INPUT_NAME, INT8_FILE, LABELS, OUTPUT_NAME, REPORT_FILE, SAMPLING_RATE)
 from .holdout import CALIBRATION_SALT, held_out
 from .metrics import concordance_cc, pearson_cc
-from .models import Student, create_student, list_students
+from .models import Student
+from .runners import OnnxRunner, TorchRunner, load_student, run_clips
 from .store import LabelStore, is_label_store
 
 OPSET = 18
@@ -113,6 +114,7 @@ def export_onnx(
     if int8 and calibration is None:
         raise ValueError("int8 export needs calibration audio (an audio folder or a label store): real speech, not noise")
     student, source = load_student(model)
+    student.eval()
     if int8:  # read the audio first: a bad folder fails before minutes of work
         calib, held, data_info = calibration_clips(calibration, clip_seconds=clip_seconds, max_clips=max_clips,
                                                    holdout=holdout, seed=seed, progress=progress)
@@ -173,18 +175,6 @@ def export_onnx(
 
 
 # the student and its graph
-
-
-def load_student(model) -> tuple[Student, str]:
-    """(student in eval mode, a description of where it came from) for a preset, folder, hub id or object."""
-    if isinstance(model, Student):
-        return model.eval(), type(model).__name__
-    if isinstance(model, torch.nn.Module):
-        raise ValueError(f"export needs a wav2small Student, got {type(model).__name__}")
-    name = str(model)
-    if name in list_students():
-        return create_student(name).eval(), f"preset {name} (untrained weights)"
-    return Student.from_pretrained(name), name
 
 
 def torch_to_onnx(student: Student) -> onnx.ModelProto:
@@ -518,9 +508,7 @@ def calibration_clips(source, *, clip_seconds: float = 2.0, max_clips: int = 256
 
 def check_against_torch(student: Student, onnx_path, *, atol: float = 1e-4, checks=FP32_CHECKS, seed: int = 0) -> dict:
     """Largest |ONNX - torch| over ``checks`` ((batch, seconds) pairs; default 1 to 30 s), signals of mixed gain."""
-    from .predict import OnnxPredictor, TorchPredictor
-
-    onnx_model, torch_model = OnnxPredictor(onnx_path), TorchPredictor(student)
+    onnx_model, torch_model = OnnxRunner(onnx_path), TorchRunner(student)
     rng = np.random.default_rng(seed)
     cases = []
     for batch, seconds in checks:
@@ -536,9 +524,7 @@ def check_against_torch(student: Student, onnx_path, *, atol: float = 1e-4, chec
 def compare_outputs(reference_path, candidate_path, clips: list[np.ndarray], *, min_pearson: float = 0.99,
                     min_ccc: float = 0.98) -> dict:
     """Pearson and CCC per dimension between two ONNX models' outputs on ``clips``."""
-    from .predict import OnnxPredictor
-
-    outputs = [_run_clips(OnnxPredictor(path), clips) for path in (reference_path, candidate_path)]
+    outputs = [run_clips(OnnxRunner(path), clips) for path in (reference_path, candidate_path)]
     ref, cand = outputs
     pearson = dict(zip(LABELS, np.round(np.atleast_1d(pearson_cc(ref, cand)).astype(float), 5).tolist()))
     ccc = dict(zip(LABELS, np.round(np.atleast_1d(concordance_cc(ref, cand)).astype(float), 5).tolist()))
@@ -546,16 +532,6 @@ def compare_outputs(reference_path, candidate_path, clips: list[np.ndarray], *, 
     return {"clips": len(clips), "pearson": pearson, "ccc": ccc, "max_abs_diff": float(np.abs(ref - cand).max()),
             "reference_std": dict(zip(LABELS, np.round(ref.std(axis=0), 5).tolist())),
             "thresholds": {"pearson": min_pearson, "ccc": min_ccc}, "passed": bool(passed)}
-
-
-def _run_clips(predictor, clips) -> np.ndarray:
-    from .predict import _EqualLengthBatcher
-
-    batcher = _EqualLengthBatcher(predictor, 16)
-    for i, clip in enumerate(clips):
-        batcher.add(i, clip)
-    batcher.flush()
-    return np.stack([batcher.results[i] for i in range(len(clips))])
 
 
 # the folder around the model

@@ -8,8 +8,20 @@ import os
 from pathlib import Path
 
 
+#: Files of which a model folder holds at least one: a checkpoint's config or weights, or an ONNX export.
+MODEL_FOLDER_FILES = ("config.json", "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "model.onnx")
+
+
 class ModelNotFoundError(OSError):
     """A model folder or hub id that cannot be found or downloaded."""
+
+
+def is_model_folder(path) -> bool:
+    """Whether ``path`` is a folder holding a model (any of ``MODEL_FOLDER_FILES``). Such a folder is
+    what a model string names, before any preset name or alias of the same spelling; a folder that
+    holds no model (the package's own source folder ``wav2small/``, say) does not shadow them."""
+    path = Path(path).expanduser()
+    return path.is_dir() and any((path / name).is_file() for name in MODEL_FOLDER_FILES)
 
 
 def resolve_pretrained(name_or_path, *, allow_patterns=("*.json", "*.safetensors", "*.yaml", "*.txt"), require=()) -> Path:

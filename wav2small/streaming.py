@@ -384,10 +384,10 @@ class Stream:
 
 def load_stream_model(model) -> Wav2Small:
     """A Wav2Small from an object, a preset name, a student folder or a hub id."""
-    from .models import Student, create_student, list_students
+    from .runners import load_student
 
     if isinstance(model, (str, Path)):
-        model = create_student(str(model)) if str(model) in list_students() else Student.from_pretrained(model)
+        model, _ = load_student(model)
     if not isinstance(model, Wav2Small):
         raise ValueError(f"streaming needs a Wav2Small-family model, got {type(model).__name__}")
     return model.eval()

@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 from .contract import LABELS, SAMPLING_RATE
-from .hub import resolve_pretrained
+from .frontend import prenorm
+from .hub import is_model_folder, resolve_pretrained
 
 
 #: Short names for the paper's teachers; "dawn+odyssey" is the ensemble Wav2Small was distilled from.
@@ -201,19 +202,21 @@ class DawnTeacher(Teacher):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self._input(x)
-        x = (x - x.mean(dim=1, keepdim=True)) / torch.sqrt(x.var(dim=1, keepdim=True, unbiased=False) + 1e-7)
+        x = prenorm(x)  # per utterance: (x - mean) / sqrt(var + 1e-7), the students' own prenorm
         hidden = self.wav2vec2(x.to(self._weights_dtype())).last_hidden_state  # (B, frames, hidden)
         return self.classifier(hidden.mean(dim=1))[:, self.order].float()
 
     @classmethod
     def from_pretrained(cls, name_or_path="dawn") -> "DawnTeacher":
         """Load from a hub id (or the alias "dawn") or a folder in the published format."""
+        source = hub_source(name_or_path)
+        return cls._from_folder(_resolve_teacher(source), source)
+
+    @classmethod
+    def _from_folder(cls, folder: Path, source) -> "DawnTeacher":
         from transformers import Wav2Vec2Config
 
-        source = ALIASES.get(name_or_path, name_or_path)
-        folder = _resolve_teacher(source)
-        config = Wav2Vec2Config.from_pretrained(folder)
-        return cls(config)._load_published(folder, source)
+        return cls(Wav2Vec2Config.from_pretrained(folder))._load_published(folder, source)
 
     def save_pretrained(self, directory) -> Path:
         """Write config.json, preprocessor_config.json and model.safetensors as the published folder has them."""
@@ -308,8 +311,11 @@ class OdysseyTeacher(Teacher):
     @classmethod
     def from_pretrained(cls, name_or_path="odyssey") -> "OdysseyTeacher":
         """Load from a hub id (or the alias "odyssey") or a folder in the published format."""
-        source = ALIASES.get(name_or_path, name_or_path)
-        folder = _resolve_teacher(source)
+        source = hub_source(name_or_path)
+        return cls._from_folder(_resolve_teacher(source), source)
+
+    @classmethod
+    def _from_folder(cls, folder: Path, source) -> "OdysseyTeacher":
         config = json.loads((folder / "config.json").read_text())
         for key in ("mean", "std"):
             if key not in config:
@@ -357,15 +363,19 @@ class AudioClassificationTeacher(Teacher):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self._input(x)
         if self.normalize:
-            x = (x - x.mean(dim=1, keepdim=True)) / torch.sqrt(x.var(dim=1, keepdim=True, unbiased=False) + 1e-7)
+            x = prenorm(x)
         return self.model(x.to(self._weights_dtype())).logits[:, self.order].float()
 
     @classmethod
     def from_pretrained(cls, name_or_path) -> "AudioClassificationTeacher":
+        """Load a transformers audio-classification checkpoint from a hub id or a folder."""
+        return cls._from_folder(_resolve_teacher(name_or_path), name_or_path)
+
+    @classmethod
+    def _from_folder(cls, folder: Path, name_or_path) -> "AudioClassificationTeacher":
         from transformers import AutoModelForAudioClassification
         from transformers.utils import logging as hf_logging
 
-        folder = _resolve_teacher(name_or_path)
         preprocessor = folder / "preprocessor_config.json"
         normalize = json.loads(preprocessor.read_text()).get("do_normalize", True) if preprocessor.exists() else True
         hf_logging.disable_progress_bar()
@@ -445,19 +455,44 @@ def _resolve_teacher(name_or_path) -> Path:
     return folder
 
 
-def _load_single(spec) -> Teacher:
-    source = ALIASES.get(spec, spec)
+def hub_source(name) -> str:
+    """Where a teacher member is loaded from: a model folder as given (it wins over an alias of the
+    same spelling), an alias ("dawn", "odyssey") as its hub id, anything else as a hub id."""
+    name = str(name)
+    return ALIASES[name] if name in ALIASES and not is_model_folder(name) else name
+
+
+def is_teacher_spec(spec: str) -> bool:
+    """Whether a model string that names no model folder is a teacher spec: an alias or several
+    members joined by "+"."""
+    return spec in ALIASES or "+" in spec
+
+
+def teacher_members(spec) -> list[str]:
+    """The members of a teacher spec: a list as given; a string that names a model folder as itself;
+    else the string split at "+"."""
+    if isinstance(spec, (list, tuple)):
+        return [str(s) for s in spec]
+    spec = str(spec)
+    if is_model_folder(spec):
+        return [spec]
+    return [s.strip() for s in spec.split("+") if s.strip()]
+
+
+def _load_member(name: str) -> Teacher:
+    """One teacher, its class chosen by its config.json; its folder is resolved once."""
+    source = hub_source(name)
     folder = _resolve_teacher(source)
     config = json.loads((folder / "config.json").read_text())
     architectures = config.get("architectures") or []
     if config.get("model_type") == "ser" or "SERModel" in architectures:
-        teacher = OdysseyTeacher.from_pretrained(source)
+        teacher = OdysseyTeacher._from_folder(folder, source)
     elif "Wav2Vec2ForSpeechClassification" in architectures:
-        teacher = DawnTeacher.from_pretrained(source)
+        teacher = DawnTeacher._from_folder(folder, source)
     else:
-        teacher = AudioClassificationTeacher.from_pretrained(source)
-    if spec in ALIASES:
-        teacher.name = spec
+        teacher = AudioClassificationTeacher._from_folder(folder, source)
+    if source != name:  # loaded by alias: the alias names it
+        teacher.name = name
     return teacher
 
 
@@ -466,7 +501,8 @@ def load_teacher(spec, *, device="cpu", weights=None) -> Teacher:
 
     Args:
         spec: "dawn", "odyssey", "dawn+odyssey" (the paper's ensemble), a hub id, a folder, several
-            of these joined by "+" (e.g. "runs/t1+runs/t2"), or a list of them.
+            of these joined by "+" (e.g. "runs/t1+runs/t2"), or a list of them. A string naming an
+            model folder is that folder, before any alias or "+".
         device: "cpu" or "cuda" (the model is moved there, in eval mode).
         weights: per-member weights of an ensemble (default equal); normalised to sum to 1.
 
@@ -479,10 +515,10 @@ def load_teacher(spec, *, device="cpu", weights=None) -> Teacher:
     """
     if isinstance(spec, nn.Module):
         return spec.to(device).eval()
-    specs = list(spec) if isinstance(spec, (list, tuple)) else [s.strip() for s in str(spec).split("+") if s.strip()]
-    if not specs:
+    names = teacher_members(spec)
+    if not names:
         raise ValueError(f"empty teacher spec {spec!r}")
-    members = [_load_single(s) for s in specs]
+    members = [_load_member(name) for name in names]
     teacher = members[0] if len(members) == 1 and weights is None else EnsembleTeacher(members, weights)
     return teacher.to(device).eval()
 

@@ -30,8 +30,8 @@ from .cache import AudioCache, build_audio_cache, wait_for_audio_cache
 from .contract import LABELS, SAMPLING_RATE
 from .holdout import VALIDATION_SALT, held_out
 from .metrics import concordance_cc
-from .models import Student, create_student
-from .models.registry import PRESETS
+from .models import Student
+from .runners import load_student
 from .store import LabelStore
 from .views import render_view
 
@@ -274,12 +274,7 @@ def channels_last_is_faster(model: nn.Module) -> bool:
 def build_student(config: TrainConfig, device="cpu") -> Student:
     """The student of a run, on ``device``, in train mode, in its faster memory layout (the model
     and its checkpoint are the same either way)."""
-    if config.student in PRESETS:
-        model = create_student(config.student, **config.student_options)
-    elif config.student_options:
-        raise ValueError("student_options apply to a preset name, not to a model folder")
-    else:
-        model = Student.from_pretrained(config.student)
+    model, _ = load_student(config.student, options=config.student_options)
     layout = torch.channels_last if channels_last_is_faster(model) else torch.contiguous_format
     return model.to(device, memory_format=layout).train()
 
