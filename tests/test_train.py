@@ -195,3 +195,21 @@ def test_a_running_prenorm_student_trains_and_streams_exactly(small_store, tmp_p
     with torch.no_grad():
         offline = model(torch.from_numpy(x)[None])[0].numpy()
     np.testing.assert_allclose(estimates[-1][1:], offline, atol=1e-5, rtol=0)
+
+
+def test_a_short_run_validates_several_times_and_without_validation_writes_only_last(small_store, tmp_path, capsys):
+    assert TrainConfig(store="", out="", steps=600).validation_interval == 120  # the README's main job: 5 validations
+    assert TrainConfig(store="", out="", steps=50000).validation_interval == 1000
+    assert TrainConfig(store="", out="", steps=3).validation_interval == 1
+    assert TrainConfig(store="", out="", steps=600, valid_every=50).validation_interval == 50
+    options = dict(store=str(small_store), student_options={"channels": 4}, batch_size=4, steps=10, workers=0, threads=1,
+                   progress=False)
+    train(TrainConfig(out=str(tmp_path / "validated"), valid_fraction=0.25, **options))
+    validated = [int(row["step"]) for row in _log(tmp_path / "validated") if row["valid_mean"]]
+    assert validated == [2, 4, 6, 8, 10]
+    assert (tmp_path / "validated" / "best").is_dir()
+    capsys.readouterr()
+    train(TrainConfig(out=str(tmp_path / "unvalidated"), valid_fraction=0.0, **options))
+    printed = capsys.readouterr().out
+    assert "no validation" in printed and "so no best/: the model is in" in printed and "(best)" not in printed
+    assert (tmp_path / "unvalidated" / "last").is_dir() and not (tmp_path / "unvalidated" / "best").exists()

@@ -51,7 +51,7 @@ def needed_stretches(params, *, progress: bool = False) -> dict[str, list[tuple[
     request, so every read ``render_view`` makes (crop, mixing partner, noise file) is covered
     without knowing the parameter schema.
     """
-    from tqdm.auto import tqdm
+    from .progress import progress_bar
 
     reads: dict[str, list[tuple[int, int]]] = {}
 
@@ -60,7 +60,7 @@ def needed_stretches(params, *, progress: bool = False) -> dict[str, list[tuple[
         reads.setdefault(str(file), []).append((first, last))
         return np.zeros(max(0, last - first), np.float32)
 
-    for p in tqdm(params, desc="scan views", unit="view", disable=not progress, leave=False):
+    for p in progress_bar(params, desc="scan views", unit="view", disable=not progress, leave=False):
         render_view(p, source=record)
     merged = {}
     for file, ranges in reads.items():
@@ -114,7 +114,7 @@ def build_audio_cache(params, root, *, dtype: str = "float32", workers: int = 2,
     :attr:`AudioCache.errors` instead of stopping the build. Several processes may build the
     same cache at once: each writes a temporary folder and the first to finish wins.
     """
-    from tqdm.auto import tqdm
+    from .progress import progress_bar
 
     if dtype not in ("float32", "int16"):
         raise ValueError(f"cache dtype must be 'float32' or 'int16', got {dtype!r}")
@@ -129,7 +129,7 @@ def build_audio_cache(params, root, *, dtype: str = "float32", workers: int = 2,
     total = sum(last - first for ranges in stretches.values() for first, last in ranges)
     with atomic_directory(folder, replace=False) as tmp:  # another process may finish the same cache first: it wins
         with open(tmp / DATA_FILE, "wb") as out, ThreadPoolExecutor(max(1, workers), thread_name_prefix="wav2small-cache") as pool, \
-                tqdm(total=total / SAMPLING_RATE, desc="cache audio", unit="s", unit_scale=True, disable=not progress,
+                progress_bar(total=total / SAMPLING_RATE, desc="cache audio", unit="s", unit_scale=True, disable=not progress,
                      leave=False, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}]") as bar:
             for file, decoded, error in pool.map(_decode, sorted(stretches.items())):
                 if error:

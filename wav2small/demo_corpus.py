@@ -81,7 +81,7 @@ def make_demo_corpus(directory, *, n_clips: int = 200, seed: int = 0, progress: 
     Speakers (voice x language) are split speaker-independently into Train, Development and Test1.
     Files already present are kept, so an interrupted run can simply be started again.
     """
-    from tqdm.auto import tqdm
+    from .progress import progress_bar
 
     binary = espeak_binary()
     directory = Path(directory)
@@ -94,7 +94,7 @@ def make_demo_corpus(directory, *, n_clips: int = 200, seed: int = 0, progress: 
         split_of[speakers[speaker]] = "Test1" if i % 6 == 0 else "Development" if i % 6 == 1 else "Train"
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for i in tqdm(range(n_clips), desc="demo corpus", unit="clip", disable=not progress):
+        for i in progress_bar(range(n_clips), desc="demo corpus", unit="clip", disable=not progress):
             lang, voice = speakers[rng.integers(len(speakers))]
             polarity = int(rng.integers(-1, 2))
             text = SENTENCES[polarity][rng.integers(len(SENTENCES[polarity]))]

@@ -119,12 +119,12 @@ def predict_corpus(corpus: Corpus, runners: dict, *, batch_size: int = 16, progr
     Returns ``(predictions, errors)``: ``{name: (N, 3) array}`` with NaN rows for clips that were
     not scored, and ``{row: reason}`` for those clips (file missing, unreadable, too short).
     """
-    from tqdm.auto import tqdm
+    from .progress import progress_bar
 
     batchers = {name: EqualLengthBatcher(p, batch_size) for name, p in runners.items()}
     shortest = {name: int(getattr(p, "min_samples", MIN_SAMPLES)) for name, p in runners.items()}
     errors = {}
-    for i, row in enumerate(tqdm(corpus.clips.to_dict("records"), desc="evaluate", unit="clip", disable=not progress)):
+    for i, row in enumerate(progress_bar(corpus.clips.to_dict("records"), desc="evaluate", unit="clip", disable=not progress)):
         if not Path(row["file"]).exists():
             errors[i] = MISSING
             continue

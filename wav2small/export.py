@@ -456,7 +456,7 @@ def calibration_clips(source, *, clip_seconds: float = 2.0, max_clips: int = 256
     as the teacher heard it. Each side's files are read in an order shuffled with ``seed`` (so that
     the budget draws across the whole corpus) until it has its share of ``max_clips``.
     """
-    from tqdm.auto import tqdm
+    from .progress import progress_bar
 
     root = Path(source)
     if is_label_store(root):
@@ -486,7 +486,7 @@ def calibration_clips(source, *, clip_seconds: float = 2.0, max_clips: int = 256
     out, used = {}, {}
     for split, split_files in (("calibration", calib_files), ("held_out", held_files)):
         clips, used[split] = [], []
-        for file in tqdm(split_files, desc=f"read {split}", unit="file", disable=not progress):
+        for file in progress_bar(split_files, desc=f"read {split}", unit="file", disable=not progress):
             clips.extend(clips_of(file))
             used[split].append(file)
             if len(clips) >= budget[split]:

@@ -239,7 +239,7 @@ def label_audio(
 
     >>> label_audio("Audios", "dawn+odyssey", "labels/msp", views=4, device="cuda")  # doctest: +SKIP
     """
-    from tqdm.auto import tqdm
+    from .progress import progress_bar
 
     from .teachers import load_teacher
 
@@ -291,7 +291,7 @@ def label_audio(
 
     done, clips, scan_errors = store.done(), {}, []
     mine = segments[rank::world]
-    for found, error in tqdm(_prefetch(scan, mine, workers=max(workers, 4), depth=64), total=len(mine), desc="scan",
+    for found, error in progress_bar(_prefetch(scan, mine, workers=max(workers, 4), depth=64), total=len(mine), desc="scan",
                              unit="file", disable=not progress, leave=False):
         scan_errors += [error] if error else []
         clips.update((clip_key(c["file"], c["start"], c["end"]), c) for c in found)  # overlapping manifest segments may repeat a crop
@@ -313,7 +313,7 @@ def label_audio(
             return index, clip, None, (clip["file"], f"{type(error).__name__}: {error}")
 
     depth = max(2 * batch_size // (views + 1), 2 * workers, 4)
-    with tqdm(total=len(clips), desc=f"label {rank}/{world}" if world > 1 else "label", unit="clip",
+    with progress_bar(total=len(clips), desc=f"label {rank}/{world}" if world > 1 else "label", unit="clip",
               disable=not progress, dynamic_ncols=True) as bar:
         labeller = _Labeller(teacher, store, views=views, batch_size=batch_size, shard_size=shard_size, rank=rank,
                              device=device, bar=bar)

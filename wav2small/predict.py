@@ -95,12 +95,12 @@ def predict(
 
 
 def _predict_files(files, runner, win_dur, hop_dur, batch_size, on_error, progress):
-    from tqdm.auto import tqdm
+    from .progress import progress_bar
 
     batcher = EqualLengthBatcher(runner, batch_size)
     keys = []
     failed = {}
-    for file in tqdm(files, desc="predict", unit="file", disable=not progress):
+    for file in progress_bar(files, desc="predict", unit="file", disable=not progress):
         file_keys = []
         try:
             duration = audio_duration(file)

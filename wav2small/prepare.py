@@ -22,7 +22,7 @@ def write_manifests(source, out_dir, *, splits=("Train",), test_split="Test1", t
     out by :func:`wav2small.holdout.held_out`) or an MSP-Podcast root (train = ``splits``, test =
     ``test_split``; ratings are not needed: the teacher writes the labels).
     """
-    from tqdm.auto import tqdm
+    from .progress import progress_bar
 
     source = Path(source)
     if is_msp_podcast(source):
@@ -41,7 +41,7 @@ def write_manifests(source, out_dir, *, splits=("Train",), test_split="Test1", t
     tables, errors = {}, []
     for part, files in parts.items():
         rows = []
-        for file in tqdm(files, desc=f"prepare {part}", unit="file", disable=not progress):
+        for file in progress_bar(files, desc=f"prepare {part}", unit="file", disable=not progress):
             try:
                 rows.append((file, audio_duration(file)))
             except AudioError as error:

@@ -61,8 +61,10 @@ class TrainConfig:
     the weights (0 = off, e.g. 0.999); when on, validation and the saved models use it.
     valid_fraction: share of files (never clips of a file) held out for validation, chosen by
     :func:`wav2small.holdout.held_out`. valid_limit: at most this many held-out rows per validation (0 = all).
-    valid_every: steps between validations and checkpoints. seed: initialisation, data order
-    and dropout. workers: DataLoader processes rendering views; None = 0 on CPU (rendering in the
+    valid_every: steps between validations and checkpoints (None = steps / 5, at most 1000: a
+    short run still validates five times, so best/ is chosen among several). valid_fraction 0
+    holds nothing out: no validation, and only last/ is written. seed: initialisation, data
+    order and dropout. workers: DataLoader processes rendering views; None = 0 on CPU (rendering in the
     training process costs a few % of a step, a worker process competing with the training
     threads for the cores costs more) and 4 on GPU.
     threads: torch CPU threads (None = torch's default). cache_dir: where the packed audio cache
@@ -90,7 +92,7 @@ class TrainConfig:
     ema_decay: float = 0.0
     valid_fraction: float = 0.1
     valid_limit: int = 5000
-    valid_every: int = 1000
+    valid_every: int | None = None
     seed: int = 0
     workers: int | None = None
     threads: int | None = None
@@ -101,7 +103,7 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self):
-        if self.steps < 1 or self.valid_every < 1 or (self.warmup_steps or 0) < 0:
+        if self.steps < 1 or (self.valid_every is not None and self.valid_every < 1) or (self.warmup_steps or 0) < 0:
             raise ValueError("steps and valid_every must be positive, warmup_steps >= 0")
         if self.batch_size < 2:
             raise ValueError(f"batch_size must be at least 2 (BatchNorm and the CCC loss need batch statistics), got {self.batch_size}")
@@ -113,6 +115,11 @@ class TrainConfig:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if not 0 <= self.valid_fraction < 1:
             raise ValueError(f"valid_fraction must be in [0, 1), got {self.valid_fraction}")
+
+    @property
+    def validation_interval(self) -> int:
+        """Steps between validations: ``valid_every``, or by default a fifth of the run, at most 1000."""
+        return self.valid_every or min(1000, max(1, self.steps // 5))
 
 
 # the objective
@@ -393,7 +400,7 @@ def _resume_state(config: TrainConfig, out: Path) -> dict | None:
 
 
 def _run(config: TrainConfig, rank: int, world: int, device: torch.device) -> dict:
-    from tqdm.auto import tqdm
+    from .progress import progress_bar
 
     main, out = rank == 0, Path(config.out)
     workers = config.workers if config.workers is not None else (4 if device.type == "cuda" else 0)
@@ -482,10 +489,11 @@ def _run(config: TrainConfig, rank: int, world: int, device: torch.device) -> di
             writer.writerows(kept)
         log_file = open(out / LOG_FILE, "a", newline="")
         writer = csv.DictWriter(log_file, LOG_COLUMNS)
+        cadence = (f"validating every {config.validation_interval} steps on {len(valid_set)} views of {len(validation)} held-out files"
+                   if len(valid_set) else "no validation (nothing held out: the model goes to last/ only)")
         print(f"training {config.student} ({model.num_parameters():,} parameters) on {len(train_set)} views "
               f"({per_epoch} steps per epoch and process, {world} process{'es' if world > 1 else ''}); "
-              f"validating on {len(valid_set)} views of {len(validation)} held-out files; audio cache {cache.folder} "
-              f"({cache.seconds / 3600:.2f} h)")
+              f"{cadence}; audio cache {cache.folder} ({cache.seconds / 3600:.2f} h)")
 
     def validate() -> dict:
         judge = ema if ema is not None else model
@@ -520,7 +528,7 @@ def _run(config: TrainConfig, rank: int, world: int, device: torch.device) -> di
                         "best": best, "world_size": world}, tmp)
 
     clips_per_step = config.batch_size * world
-    bar = tqdm(total=config.steps, initial=step, desc="train", unit="step", disable=not (main and config.progress), dynamic_ncols=True)
+    bar = progress_bar(total=config.steps, initial=step, desc="train", unit="step", disable=not (main and config.progress), dynamic_ncols=True)
     speed, last_valid, started, tick = None, None, time.perf_counter(), time.perf_counter()
     first_step = step
     model.train()
@@ -539,7 +547,7 @@ def _run(config: TrainConfig, rank: int, world: int, device: torch.device) -> di
             tick = now
             row = {"step": step, "epoch": epoch, "loss": f"{loss.item():.6f}", "mse": f"{mse.item():.6f}",
                    "lr": f"{schedule.get_last_lr()[0]:.3e}", "clips_per_s": f"{speed:.1f}"}
-            if step % config.valid_every == 0 or step == config.steps:
+            if step % config.validation_interval == 0 or step == config.steps:
                 result = validate()
                 row.update({k: f"{v:.4f}" for k, v in result.items()})
                 last_valid = result.get("valid_mean", last_valid)
@@ -557,7 +565,10 @@ def _run(config: TrainConfig, rank: int, world: int, device: torch.device) -> di
     seconds = time.perf_counter() - started
     if main:
         log_file.close()
-        print(f"done: {step} steps; best mean validation CCC {best['valid_mean']:.4f} at step {best['step']}; "
-              f"models in {out / 'best'} and {out / 'last'}")
+        if best["step"] is None:  # nothing held out (valid_fraction 0), or too little to score
+            print(f"done: {step} steps; no validation, so no best/: the model is in {out / 'last'}")
+        else:
+            print(f"done: {step} steps; best mean validation CCC {best['valid_mean']:.4f} at step {best['step']}; "
+                  f"models in {out / 'best'} (best) and {out / 'last'} (last step)")
     return {"steps": step, "best_step": best["step"], "best_valid_mean": best["valid_mean"], "last_valid_mean": last_valid,
             "clips_per_s": (step - first_step) * clips_per_step / seconds, "out": str(out)}

@@ -4,7 +4,8 @@ Every labelled view (crop, gain, mixing, noise) is rebuilt exactly as the teache
 packed audio cache built once per store (default STORE/audio-cache). Targets are the teacher's
 arousal, dominance, valence (nominally 0..1). The run directory gets config.json, log.csv (every
 step's loss, every validation's CCC per dimension and mean), state.pt, and the model folders
-best/ (highest mean validation CCC) and last/, loadable by predict, evaluate and export.
+best/ (highest mean validation CCC; none with --valid-fraction 0) and last/, loadable by predict,
+evaluate and export.
 Run the same command again to resume an interrupted run; it continues the same run.
 
 examples:
@@ -54,7 +55,7 @@ def add_arguments(parser):
     parser.add_argument("--ema-decay", type=float, default=d.ema_decay, help="EMA of weights, e.g. 0.999; 0 = off (default: %(default)s)")
     parser.add_argument("--valid-fraction", type=float, default=d.valid_fraction, help="share of files held out (default: %(default)s)")
     parser.add_argument("--valid-limit", type=int, default=d.valid_limit, help="max held-out views per validation, 0 = all (default: %(default)s)")
-    parser.add_argument("--valid-every", type=int, default=d.valid_every, help="steps between validations and checkpoints (default: %(default)s)")
+    parser.add_argument("--valid-every", type=int, default=d.valid_every, help="steps between validations and checkpoints (default: steps / 5, at most 1000)")
     parser.add_argument("--seed", type=int, default=d.seed, help="seed of initialisation, data order and dropout (default: %(default)s)")
     parser.add_argument("--workers", type=int, help="DataLoader processes rendering views (default: 0 on CPU, 4 on GPU)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
