@@ -170,7 +170,7 @@ def test_cli_and_eval_script(make_msp_podcast, student_dir, tmp_path, capsys, mo
     assert main(["evaluate", str(tmp_path), "--kind", "msp-podcast", "--model", str(student_dir)]) == 2
     assert "labels_consensus.csv" in capsys.readouterr().err
 
-    monkeypatch.setattr(sys, "argv", ["msp_podcast.py", str(root), "--split", "Development", "--version", "1.9",
+    monkeypatch.setattr(sys, "argv", ["msp_podcast.py", str(root), "--split", "Development", "--release", "1.9",
                                       "--model", str(student_dir), "--bootstrap", "20", "-o", str(tmp_path / "script")])
     with pytest.raises(SystemExit) as exit_:
         runpy.run_path(str(ROOT / "eval" / "msp_podcast.py"), run_name="__main__")
@@ -211,3 +211,47 @@ def test_label_store_fidelity_of_teachers_to_themselves(make_audio_dir, tmp_path
     assert report["corpus"]["store"]["members"] == ["dawn", "ody"]
     for column in (*DIMS, "mean"):
         assert next(iter(report["models"].values()))["metrics"]["ccc"][column]["value"] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_reports_name_the_corpus_and_the_reference_and_carry_its_caveat(make_msp_podcast, make_audio_dir, tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    from wav2small.demo_corpus import CAVEAT
+    from wav2small.labels import label_audio
+    from wav2small.testing import save_tiny_teacher
+
+    figures = []  # what each saved figure shows (ccc.png, then scatter.png): titles and panels
+
+    def record(figure, path, **options):
+        texts = [figure._suptitle.get_text() if figure._suptitle else ""] + [ax.get_title() for ax in figure.axes]
+        figures.append({"text": " ".join(texts).replace("\n", " "), "axes": figure.axes})
+        Path(path).write_bytes(b"")
+
+    monkeypatch.setattr(Figure, "savefig", record)
+
+    # a corpus in the MSP-Podcast layout that says what it is: named plainly, caveat in report and plots
+    root = make_msp_podcast()
+    (root / "corpus.json").write_text(json.dumps({"name": "wav2small demo corpus", "reference": "proxy ratings", "caveat": CAVEAT}))
+    result = evaluate(msp_podcast(root, split="Test1"), FeatureModel(), n_bootstrap=0)
+    markdown = result.markdown()
+    assert markdown.startswith("# Evaluation on wav2small demo corpus Test1\n") and "unknown" not in markdown
+    assert f"> **{CAVEAT}**" in markdown and "- reference: proxy ratings" in markdown
+    result.save(tmp_path / "demo")
+    assert len(figures) == 2 and all("not human labels" in shown["text"] for shown in figures)
+    scatter = figures[1]["axes"]
+    truth = result.predictions["truth.arousal"]
+    low, high = scatter[0].get_xlim()  # fitted to the data, not to 0..1
+    assert low <= min(truth.min(), result.predictions["FeatureModel.arousal"].min()) and high - low < 1.0
+    assert scatter[0].get_xlabel() == "proxy ratings"
+
+    # a teacher's label store: the reference is the teacher, by name
+    teacher = save_tiny_teacher(tmp_path / "tiny", "dawn")
+    label_audio(make_audio_dir(4, seconds=0.5), str(teacher), tmp_path / "labels_test", crop_dur=1.0, views=0, progress=False)
+    figures.clear()
+    result = evaluate(label_store_corpus(tmp_path / "labels_test"), {"student": FeatureModel()}, n_bootstrap=0)
+    markdown = result.markdown()
+    assert markdown.startswith("# Evaluation on labels_test, outputs of teacher tiny\n")
+    assert "- reference: teacher tiny (its outputs are the truth here" in markdown and "truth" not in markdown.split("##")[0].replace("the truth here", "")
+    result.save(tmp_path / "fidelity")
+    assert len(figures) == 2 and all("against the teacher (tiny)" in shown["text"] for shown in figures)
+    assert figures[1]["axes"][0].get_xlabel() == "teacher (tiny)"

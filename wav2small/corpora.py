@@ -4,6 +4,7 @@ to read each clip's audio. Readers for MSP-Podcast, any CSV, and a teacher label
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,9 @@ MSP_LABEL_FILE = Path("Labels") / "labels_consensus.csv"
 #: MSP-Podcast rating columns, in the package's order arousal, dominance, valence.
 MSP_COLUMNS = {"arousal": "EmoAct", "dominance": "EmoDom", "valence": "EmoVal"}
 SCALES = ("0..1", "1..7")
+#: A description a corpus folder in the MSP-Podcast layout may carry: {"name", "reference", "caveat"}
+#: (the demo corpus writes one, so that reports name it and say that its ratings are proxies).
+ABOUT_FILE = "corpus.json"
 #: What a report repeats from a label store's metadata (its noise file list can be long).
 STORE_KEYS = ("teacher_spec", "teacher", "members", "crop_dur", "views", "seed", "precision", "package_version", "created")
 
@@ -32,7 +36,8 @@ class Corpus:
     (seconds; NaN = the whole file), ``arousal``, ``dominance``, ``valence`` (0..1) and, when the
     corpus has them, ``gender`` and ``speaker``. ``read(row)`` returns the clip's 16 kHz float32
     audio. ``info`` holds what a report must say about the corpus (name, version, split, rows
-    left out and why).
+    left out and why, ``reference``: what the truth is, "human ratings" or "teacher", and a
+    ``caveat`` the report must carry, if any).
     """
 
     name: str
@@ -110,9 +115,14 @@ def msp_podcast(root, *, split: str = "Test1", version: str | None = None, rated
     if missing:
         raise ValueError(f"{label_file}: missing column(s) {', '.join(missing)} (found {', '.join(map(str, table.columns))})")
     table = table[table["Split_Set"] == split]
-    version = version or msp_release(root)
-    info = {"corpus": "MSP-Podcast", "version": version or "unknown", "split": split, "labels": str(label_file),
-            "scale": "1..7", "n_in_split": len(table)}
+    about = json.loads((root / ABOUT_FILE).read_text()) if (root / ABOUT_FILE).is_file() else {}
+    if about:  # a corpus made in this layout (the demo corpus), not a release of MSP-Podcast
+        info = {"corpus": about.get("name", root.name), "version": version, "reference": about.get("reference", "human ratings")}
+        if about.get("caveat"):
+            info["caveat"] = about["caveat"]
+    else:
+        info = {"corpus": "MSP-Podcast", "version": version or msp_release(root) or "unknown", "reference": "human ratings"}
+    info.update({"split": split, "labels": str(label_file), "scale": "1..7", "n_in_split": len(table)})
     clips = pd.DataFrame({
         "file": [str((root / "Audios" / name).resolve()) for name in table["FileName"]],
         "start": np.nan,
@@ -125,7 +135,7 @@ def msp_podcast(root, *, split: str = "Test1", version: str | None = None, rated
         # "Unknown" is many speakers, not one: leave those clips out of the per-speaker breakdown
         known = table["SpkrID"].notna() & (table["SpkrID"].astype(str) != "Unknown")
         clips["speaker"] = table["SpkrID"].astype(str).where(known).to_numpy()
-    name = f"MSP-Podcast {info['version']} {split}"
+    name = " ".join(str(part) for part in (info["corpus"], info["version"], split) if part)
     if not rated_only:
         info["n_unrated"] = int(clips[list(LABELS)].isna().any(axis=1).sum())
         return Corpus(name, clips, info)
@@ -174,7 +184,8 @@ def csv_corpus(
     for key, column in (("gender", gender_column), ("speaker", speaker_column)):
         if column and column in table.columns:
             clips[key] = table[column].astype(str).where(table[column].notna()).to_numpy()
-    info = {"corpus": path.stem, "version": None, "split": None, "labels": str(path), "scale": scale, "n_in_split": len(table)}
+    info = {"corpus": path.stem, "version": None, "split": None, "labels": str(path), "scale": scale, "n_in_split": len(table),
+            "reference": "ratings"}
     return Corpus(path.stem, _drop_unrated(clips, info), info)
 
 
@@ -211,14 +222,17 @@ def label_store_corpus(root, *, target: str = "combined", views=None, source=Non
         "params": table["params"].to_numpy(),
         **{dim: table[names[dim]].astype(float).to_numpy() for dim in LABELS},
     })
+    described = store.metadata.get("teacher")
+    teacher = target if target != "combined" else described.get("name", "?") if isinstance(described, dict) else str(described)
     info = {"corpus": "label store", "version": None, "split": None, "labels": str(Path(root)), "scale": "0..1",
+            "reference": "teacher", "teacher_name": teacher,
             "target": target, "views": None if views is None else sorted(int(v) for v in views),
             "n_in_split": len(table), "store": {k: v for k, v in store.metadata.items() if k in STORE_KEYS}}
 
     def read(row):
         return render_view(row["params"], source=source)
 
-    return Corpus(f"label store {Path(root).name} ({target})", _drop_unrated(clips, info), info, read)
+    return Corpus(f"{Path(root).name}, outputs of teacher {teacher}", _drop_unrated(clips, info), info, read)
 
 
 def is_msp_podcast(root) -> bool:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from .atomic import atomic_path
+from .atomic import atomic_path, write_json
 from .audio import load_audio
 from .contract import SAMPLING_RATE
 
@@ -51,6 +51,8 @@ VOICES = {  # espeak-ng voice variant -> gender
     "f1": "Female", "f2": "Female", "f3": "Female", "f4": "Female", "f5": "Female", "klatt": "Male",
 }
 LANGUAGES = ("en", "en-us", "en-gb-x-rp")
+CAVEAT = ("Demo corpus: synthetic espeak-ng speech whose ratings are rule-based proxies of the synthesis settings, "
+          "not human labels. It shows the pipeline working; its numbers say nothing about emotion.")
 
 
 def espeak_binary() -> str:
@@ -76,8 +78,9 @@ def _proxy_ratings(rate, pitch, amplitude, polarity, rng) -> tuple[float, float,
 def make_demo_corpus(directory, *, n_clips: int = 200, seed: int = 0, progress: bool = True) -> Path:
     """Synthesise ``n_clips`` utterances into ``directory`` in the MSP-Podcast layout.
 
-    Writes ``Audios/demo_XXXXX.wav`` (16 kHz mono PCM) and ``Labels/labels_consensus.csv`` with
-    FileName, EmoClass, EmoAct, EmoVal, EmoDom (proxy ratings on 1..7), SpkrID, Gender, Split_Set.
+    Writes ``Audios/demo_XXXXX.wav`` (16 kHz mono PCM), ``Labels/labels_consensus.csv`` with
+    FileName, EmoClass, EmoAct, EmoVal, EmoDom (proxy ratings on 1..7), SpkrID, Gender, Split_Set,
+    and ``corpus.json`` (its name and the proxy-rating caveat, which evaluation reports repeat).
     Speakers (voice x language) are split speaker-independently into Train, Development and Test1.
     Files already present are kept, so an interrupted run can simply be started again.
     """
@@ -110,6 +113,8 @@ def make_demo_corpus(directory, *, n_clips: int = 200, seed: int = 0, progress: 
             arousal, dominance, valence = _proxy_ratings(rate, pitch, amplitude, polarity, rng)
             emotion = {1: "H", 0: "N", -1: "S"}[polarity]
             rows.append((name, emotion, arousal, valence, dominance, f"{lang}+{voice}", VOICES[voice], split_of[(lang, voice)]))
+    # reports name the corpus and carry the caveat (see corpora.ABOUT_FILE)
+    write_json(directory / "corpus.json", {"name": "wav2small demo corpus", "reference": "proxy ratings", "caveat": CAVEAT})
     columns = ["FileName", "EmoClass", "EmoAct", "EmoVal", "EmoDom", "SpkrID", "Gender", "Split_Set"]
     with atomic_path(directory / "Labels" / "labels_consensus.csv") as tmp:
         pd.DataFrame(rows, columns=columns).to_csv(tmp, index=False)

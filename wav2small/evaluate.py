@@ -303,7 +303,13 @@ class Evaluation:
         """The report as Markdown: corpus, counts, one table per metric, breakdowns."""
         r, counts = self.report, self.report["counts"]
         corpus, settings = r["corpus"], r["settings"]
+        reference = corpus.get("reference", "truth")
         lines = [f"# Evaluation on {corpus['name']}", ""]
+        if corpus.get("caveat"):
+            lines += [f"> **{corpus['caveat']}**", ""]
+        lines.append(f"- reference: {reference}" + (
+            f" {corpus['teacher_name']} (its outputs are the truth here: CCC says how faithfully a model follows the teacher)"
+            if reference == "teacher" and corpus.get("teacher_name") else ""))
         for key in ("corpus", "version", "split", "target", "views", "labels"):
             if corpus.get(key) is not None:
                 lines.append(f"- {key}: {corpus[key]}")
@@ -405,6 +411,34 @@ def _pyplot():
     return plt
 
 
+def _reference(evaluation: Evaluation) -> str:
+    """What the truth of the corpus is, for axis labels and titles: "teacher", "human ratings", ..."""
+    corpus = evaluation.report["corpus"]
+    if corpus.get("reference") == "teacher" and corpus.get("teacher_name"):
+        return f"teacher ({corpus['teacher_name']})"
+    return corpus.get("reference", "truth")
+
+
+def _plot_title(evaluation: Evaluation, what: str) -> str:
+    """The corpus name and ``what``, and the corpus's caveat on a line of its own."""
+    import textwrap
+
+    corpus = evaluation.report["corpus"]
+    title = textwrap.fill(f"{corpus['name']}: {what}", 80)
+    return title + ("\n" + textwrap.fill(corpus["caveat"], 80) if corpus.get("caveat") else "")
+
+
+def _span(*values, pad: float = 0.05) -> tuple[float, float]:
+    """Axis limits around the finite ``values``, with ``pad`` of their range on each side."""
+    finite = np.concatenate([np.asarray(v, np.float64).ravel() for v in values])
+    finite = finite[np.isfinite(finite)]
+    if not finite.size:
+        return 0.0, 1.0
+    lo, hi = float(finite.min()), float(finite.max())
+    margin = pad * (hi - lo) if hi > lo else 0.05
+    return lo - margin, hi + margin
+
+
 def plot_ccc(evaluation: Evaluation, path):
     """Bar chart: CCC per dimension (and mean) for each model, with the bootstrap intervals."""
     plt = _pyplot()
@@ -429,7 +463,7 @@ def plot_ccc(evaluation: Evaluation, path):
     ax.axhline(0, color="black", linewidth=0.6)
     ax.grid(axis="y", alpha=0.3)
     level = evaluation.report["settings"]["level"]
-    ax.set_title(f"{evaluation.report['corpus']['name']}: CCC, {level:.0%} bootstrap intervals", fontsize=10)
+    ax.set_title(_plot_title(evaluation, f"CCC against the {_reference(evaluation)}, {level:.0%} bootstrap intervals"), fontsize=9)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     fig.tight_layout()
     with atomic_path(path) as tmp:
@@ -448,21 +482,25 @@ def plot_scatter(evaluation: Evaluation, path):
         for k, dim in enumerate(LABELS):
             ax = axes[j, k]
             truth, prediction = table[f"truth.{dim}"].to_numpy(), table[f"{m}.{dim}"].to_numpy()
-            # Always show the whole 0..1 scale, so a student that squeezes the range looks squeezed.
-            both = np.concatenate([truth, prediction, [0.0, 1.0]])
-            lo, hi = np.nanmin(both), np.nanmax(both)
-            pad = 0.03 * (hi - lo)
-            ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="grey", linewidth=1, linestyle="--", label="identity")
+            # Axes fit the data (both the same, so a student that squeezes the range looks squeezed);
+            # the nominal 0..1 scale is drawn dotted where it is in view, and its share is written.
+            lo, hi = _span(truth, prediction)
+            ax.plot([lo, hi], [lo, hi], color="grey", linewidth=1, linestyle="--", label="identity")
+            for edge in (0.0, 1.0):
+                ax.axvline(edge, color="grey", linewidth=0.8, linestyle=":")
+                ax.axhline(edge, color="grey", linewidth=0.8, linestyle=":")
             ax.scatter(truth, prediction, s=6, alpha=alpha, edgecolors="none", rasterized=True)
-            ax.set_xlim(lo - pad, hi + pad)
-            ax.set_ylim(lo - pad, hi + pad)
+            ax.set_xlim(lo, hi)
+            ax.set_ylim(lo, hi)
             ax.set_aspect("equal")
+            ax.text(0.02, 0.98, f"shown: {lo:.2f} to {hi:.2f}\n(nominal scale 0 to 1)", transform=ax.transAxes,
+                    fontsize=6, va="top", color="grey")
             ccc = evaluation.report["models"][m]["metrics"]["ccc"][dim]["value"]
             ax.set_title(f"{dim}: CCC {'n/a' if ccc is None else f'{ccc:.3f}'}", fontsize=9)
-            ax.set_xlabel("truth", fontsize=8)
+            ax.set_xlabel(_reference(evaluation), fontsize=8)
             ax.set_ylabel(f"{m}\nprediction" if k == 0 else "prediction", fontsize=8)
             ax.tick_params(labelsize=7)
-    fig.suptitle(f"{evaluation.report['corpus']['name']} ({len(table)} clips)", fontsize=10)
+    fig.suptitle(_plot_title(evaluation, f"prediction against the {_reference(evaluation)}, {len(table)} clips"), fontsize=9)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")

@@ -37,7 +37,7 @@ def add_arguments(parser):
     msp = parser.add_argument_group("MSP-Podcast")
     msp.add_argument("--split", default="Test1", choices=["Train", "Development", "Test1", "Test2", "Test3"],
                      help="Split_Set to score (default: %(default)s)")
-    msp.add_argument("--version", dest="release", help="release version (default: from the folder name MSP-PODCAST-<version>)")
+    msp.add_argument("--release", help="MSP-Podcast release, e.g. 1.11 (default: from the folder name MSP-PODCAST-<release>)")
     csv = parser.add_argument_group("CSV corpus")
     csv.add_argument("--file-column", default="file", help="column with audio paths (default: %(default)s)")
     for dim in LABELS:
@@ -72,7 +72,10 @@ def run(args) -> int:
     kind = corpus_kind(args.corpus) if args.kind == "auto" else args.kind
     corpus = open_corpus(args.corpus, kind=kind, **_reader_options(args, kind))
     if corpus.info.get("version") == "unknown":
-        print(f"note: no release version in the folder name {args.corpus}; pass --version to record it", file=sys.stderr)
+        print(f"note: no release in the folder name {args.corpus}; pass --release (in the recipe: "
+              f"--evaluate-opts \"--release 1.11\") to record it", file=sys.stderr)
+    if corpus.info.get("caveat"):
+        print(f"note: {corpus.info['caveat']}", file=sys.stderr)
     if corpus.info.get("n_unrated"):
         print(f"note: {corpus.info['n_unrated']} rows without ratings are left out of the metrics", file=sys.stderr)
     with warnings.catch_warnings(record=True) as caught:

@@ -33,7 +33,7 @@ def _option(text: str):
 
 
 def add_arguments(parser):
-    from ..train import TrainConfig
+    from ..options import TrainConfig
 
     d = TrainConfig(store="", out="")
     parser.add_argument("store", help="label store folder (from `wav2small label`)")
@@ -69,7 +69,8 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from ..train import TrainConfig, train
+    from ..options import TrainConfig
+    from ..train import train
 
     config = TrainConfig(
         store=args.store, out=args.out, student=args.student, student_options=dict(map(_option, args.student_option)),

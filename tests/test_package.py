@@ -1,0 +1,64 @@
+"""The package as a user meets it: the public API resolves lazily and completely, `--help` answers
+without loading torch or other heavy modules, and the import does not depend on the working
+directory (a model folder named `wav2small` next to a user's script is a model, not the package)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import wav2small
+from wav2small import create_student
+
+HEAVY = ("torch", "transformers", "onnx", "onnxruntime", "librosa", "pandas", "matplotlib", "scipy")
+PACKAGE = Path(wav2small.__file__).resolve().parent
+
+
+def _python(code: str, cwd) -> str:
+    done = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_every_public_name_resolves_and_functions_keep_their_names():
+    import wav2small.evaluate  # noqa: F401  (submodules named like the functions they define)
+    import wav2small.predict  # noqa: F401
+    import wav2small.train  # noqa: F401
+
+    for name in wav2small.__all__:
+        assert getattr(wav2small, name) is not None
+    assert callable(wav2small.predict) and wav2small.predict.__module__ == "wav2small.predict"
+    assert wav2small.train.__module__ == "wav2small.train" and wav2small.evaluate.__module__ == "wav2small.evaluate"
+    assert set(wav2small.__all__) <= set(dir(wav2small))
+    from wav2small import TrainConfig, predict  # noqa: F401
+
+
+def test_help_loads_no_heavy_module(tmp_path):
+    for command in ([], ["train"], ["label"], ["export"], ["evaluate"], ["predict"]):
+        code = ("import io, contextlib, json, sys\nfrom wav2small.cli import main\n"
+                f"with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+                f"    try: main({[*command, '--help']!r})\n"
+                "    except SystemExit: pass\n"
+                f"print(json.dumps([out.getvalue(), [m for m in {HEAVY!r} if m in sys.modules]]))")
+        text, heavy = json.loads(_python(code, tmp_path))
+        assert "usage: wav2small" in text and heavy == [], f"wav2small {' '.join(command)} --help imported {heavy}"
+    assert "--ccc-weight" in json.loads(_python(code.replace("'predict'", "'train'"), tmp_path))[0]
+
+
+def test_a_model_folder_named_wav2small_in_the_working_directory_is_a_model(tmp_path):
+    create_student("wav2small", channels=4).save_pretrained(tmp_path / "wav2small")
+    code = ("import numpy, wav2small\n"
+            "adv = wav2small.predict(numpy.zeros(16000, numpy.float32) + 0.1 * numpy.random.default_rng(0).normal(size=16000), "
+            "16000, model='wav2small')\n"
+            "print(wav2small.__file__, adv.shape)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, (
+        f"{done.stderr}\nIf this says that module 'wav2small' has no attribute 'predict', the package was installed "
+        "with a finder-based editable install: reinstall with `pip install -e .` (pyproject's package-dir makes it a path entry)")
+    file, shape = done.stdout.rsplit(" ", 1)
+    assert Path(file).resolve().parent == PACKAGE and shape.strip() == "(3,)"
+    assert np.isfinite(wav2small.predict(np.ones(16000, np.float32), 16000, model=tmp_path / "wav2small")).all()
