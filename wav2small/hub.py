@@ -24,6 +24,13 @@ def is_model_folder(path) -> bool:
     return path.is_dir() and any((path / name).is_file() for name in MODEL_FOLDER_FILES)
 
 
+def local_copy(hub_id: str) -> str:
+    """Where the offline message suggests putting a copy of ``hub_id``: under ``./models/``, never
+    a folder named like the package or a preset in the working directory (``./wav2small`` would
+    read as the preset name and sit where Python looks for the package)."""
+    return f"./models/{hub_id.split('/')[-1]}"
+
+
 def resolve_pretrained(name_or_path, *, allow_patterns=("*.json", "*.safetensors", "*.yaml", "*.txt"), require=()) -> Path:
     """Return a local folder for ``name_or_path`` (a folder, or a hub id such as ``audeering/wav2small``).
 
@@ -54,5 +61,5 @@ def resolve_pretrained(name_or_path, *, allow_patterns=("*.json", "*.safetensors
         raise ModelNotFoundError(
             f"{name}: could not download from the Hugging Face hub ({type(error).__name__}: {str(error).splitlines()[0][:200]}).\n"
             f"Without network, copy the model folder to this machine (on a connected one: "
-            f"`huggingface-cli download {name} --local-dir ./{name.split('/')[-1]}`) and pass that folder instead of the hub id."
+            f"`huggingface-cli download {name} --local-dir {local_copy(name)}`) and pass that folder instead of the hub id."
         ) from None
