@@ -1,5 +1,8 @@
 """The espeak-ng demo corpus: MSP-Podcast layout, varied voices, readable audio, a clear error without espeak-ng."""
 
+import json
+import shutil
+
 import pandas as pd
 import pytest
 
@@ -7,6 +10,8 @@ from wav2small import load_audio
 from wav2small.cli import main
 
 
+@pytest.mark.skipif(shutil.which("espeak-ng") is None,
+                    reason="needs the espeak-ng program (Debian/Ubuntu: apt-get install espeak-ng; macOS: brew install espeak-ng)")
 def test_demo_corpus_has_the_msp_podcast_layout_and_varied_speech(tmp_path, capsys):
     assert main(["demo-corpus", str(tmp_path / "demo"), "--clips", "24"]) == 0
     labels = pd.read_csv(tmp_path / "demo" / "Labels" / "labels_consensus.csv")
@@ -18,6 +23,8 @@ def test_demo_corpus_has_the_msp_podcast_layout_and_varied_speech(tmp_path, caps
     durations = [len(load_audio(tmp_path / "demo" / "Audios" / f)) / 16000 for f in labels["FileName"]]
     assert min(durations) > 0.8 and max(durations) < 12
     assert "not human labels" in capsys.readouterr().out
+    about = json.loads((tmp_path / "demo" / "corpus.json").read_text())  # what reports name it and repeat
+    assert about["name"] == "wav2small demo corpus" and "not human labels" in about["caveat"]
 
 
 def test_missing_espeak_ng_is_explained(tmp_path, monkeypatch, capsys):

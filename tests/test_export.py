@@ -66,6 +66,16 @@ def test_export_folder_holds_models_contract_and_reports(exported):
     assert q["fp32_frontend_nodes"], "the front-end must be left in fp32"
 
 
+def test_the_export_says_what_int8_means_for_the_card_model(exported):
+    from wav2small.cli.export import summary
+
+    report = json.loads((exported / "report.json").read_text())
+    weighted = len(report["int8"]["int8_weight_only_nodes"])
+    assert report["int8"]["int8_activation_nodes"] == [] and weighted >= 8  # 13 channels: int8 weights, fp32 compute
+    assert f"int8: weights of all {weighted} weighted layers; activations of 0 of them (--activations auto: only layers " \
+           "of 16+ channels" in summary(report)
+
+
 def test_stored_constants_are_generated_and_int8_is_smaller(exported):
     fp32 = onnx.load(str(exported / "model.onnx"))
     int8 = onnx.load(str(exported / "model.int8.onnx"))

@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from wav2small.teachers import (
+    ALIASES,
+    ORIGIN_KEY,
     AudioClassificationTeacher,
     DawnTeacher,
     EnsembleTeacher,
@@ -25,6 +27,14 @@ from wav2small.testing import save_tiny_teacher
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("teachers")
     return {"dawn": save_tiny_teacher(root / "dawn", "dawn", seed=0), "odyssey": save_tiny_teacher(root / "odyssey", "odyssey", seed=1)}
+
+
+def _as_published(folder, **config_entries):
+    """A tiny teacher's folder as a copy of published weights would look: no note that wav2small made it."""
+    config = json.loads((folder / "config.json").read_text())
+    del config[ORIGIN_KEY]
+    (folder / "config.json").write_text(json.dumps({**config, **config_entries}))
+    return folder
 
 
 def waves(batch=3, samples=8000, seed=0):
@@ -202,7 +212,7 @@ def test_aliases_resolve_from_the_hub_cache_with_the_revision(tiny, tmp_path, mo
     for kind, repo in (("dawn", "audeering/wav2vec2-large-robust-12-ft-emotion-msp-dim"),
                        ("odyssey", "3loi/SER-Odyssey-Baseline-WavLM-Multi-Attributes")):
         cached = tmp_path / f"models--{repo.replace('/', '--')}"
-        save_tiny_teacher(cached / "snapshots" / commit, kind)
+        _as_published(save_tiny_teacher(cached / "snapshots" / commit, kind))
         (cached / "refs").mkdir()
         (cached / "refs" / "main").write_text(commit)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
@@ -218,3 +228,24 @@ def test_aliases_resolve_from_the_hub_cache_with_the_revision(tiny, tmp_path, mo
 def test_missing_teacher_folder_says_so(tmp_path):
     with pytest.raises(OSError, match="no such model folder"):
         load_teacher(tmp_path / "nothing-here")
+
+
+def test_licences_are_recorded_only_where_known(tiny, tmp_path):
+    import shutil
+
+    from wav2small.labels import label_audio
+    from wav2small.store import LabelStore
+    from wav2small.testing import write_audio_dir
+
+    made_here = load_teacher(str(tiny["dawn"]))
+    assert made_here.licence.startswith("not applicable: a tiny random dawn-format teacher made by wav2small")
+    for kind in ("dawn", "odyssey"):
+        unknown = _as_published(shutil.copytree(tiny[kind], tmp_path / f"{kind}-copy"))
+        assert load_teacher(str(unknown)).licence.startswith("unknown (local folder")
+    named = _as_published(shutil.copytree(tiny["dawn"], tmp_path / "dawn-named"), _name_or_path=ALIASES["dawn"])
+    assert load_teacher(str(named)).licence.startswith("CC BY-NC-SA 4.0")
+
+    store = tmp_path / "store"
+    label_audio(write_audio_dir(tmp_path / "audio", 2, seconds=0.5), str(tiny["dawn"]), store, crop_dur=1.0, views=0,
+                progress=False)
+    assert LabelStore(store).metadata["teacher"]["licence"] == made_here.licence  # not "CC BY-NC-SA 4.0"

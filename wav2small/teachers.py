@@ -29,6 +29,25 @@ LICENCES = {
     "dawn": "CC BY-NC-SA 4.0 (non-commercial, share-alike; students distilled from it inherit these questions)",
     "odyssey": "MIT (weights; trained on MSP-Podcast under its academic licence)",
 }
+#: config.json key of the teachers this package makes itself (random or fitted test teachers): what
+#: they are. Their licence is recorded as "not applicable", never as a published model's.
+ORIGIN_KEY = "wav2small_origin"
+
+
+def published_licence(alias: str, folder: Path, source) -> str:
+    """The licence to record for the weights of teacher ``alias`` ("dawn", "odyssey") loaded from
+    ``folder`` (named ``source`` by the user): the published licence where the weights are the
+    published ones (their hub id, a hub-cache copy of it, or a folder whose config.json names it
+    as ``_name_or_path``), "not applicable" for a teacher this package made, else unknown."""
+    config_file = Path(folder) / "config.json"
+    config = json.loads(config_file.read_text()) if config_file.is_file() else {}
+    if config.get(ORIGIN_KEY):
+        return f"not applicable: {config[ORIGIN_KEY]}"
+    hub_id = ALIASES[alias]
+    names = [str(source), str(config.get("_name_or_path", "")), *Path(folder).parts]
+    if any(hub_id in name or "models--" + hub_id.replace("/", "--") in name for name in names):
+        return LICENCES[alias]
+    return f"unknown (local folder; {LICENCES[alias].split(' (')[0]} if it holds the weights of {hub_id})"
 
 # WavLM-large as published by Microsoft (microsoft/wavlm-large): what Odyssey's `ssl_type` names.
 # Odyssey's config.json only repeats hidden size, layers and heads, so the rest comes from here.
@@ -117,6 +136,7 @@ class Teacher(nn.Module):
     labels = LABELS
     sampling_rate = SAMPLING_RATE
     licence = "see the model card of the checkpoint"
+    alias = None  # of a published teacher (ALIASES): its licence applies only to its published weights
 
     def __init__(self):
         super().__init__()
@@ -153,6 +173,8 @@ class Teacher(nn.Module):
         """Load the weights of a published folder strictly and remember where they came from."""
         _load_strict(self, _read_state_dict(folder) if state is None else state, folder)
         self.source, self.revision = _source_name(source), _revision(folder)
+        if self.alias:
+            self.licence = published_licence(self.alias, folder, source)
         if source not in ALIASES.values():
             self.name = Path(str(source)).name
         return self.eval()
@@ -184,7 +206,7 @@ class DawnTeacher(Teacher):
     torch.Size([1, 3])
     """
 
-    licence = LICENCES["dawn"]
+    alias, licence = "dawn", LICENCES["dawn"]
 
     def __init__(self, config):
         from transformers import Wav2Vec2Model
@@ -280,7 +302,7 @@ class OdysseyTeacher(Teacher):
     an ``ssl_config`` dict of WavLMConfig fields (the tiny test teachers do) to override them.
     """
 
-    licence = LICENCES["odyssey"]
+    alias, licence = "odyssey", LICENCES["odyssey"]
 
     def __init__(self, config: dict):
         from transformers import WavLMConfig, WavLMModel

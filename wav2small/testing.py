@@ -7,6 +7,7 @@ teachers' outputs are meaningless and the fitted student answers to brightness, 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -118,7 +119,7 @@ def save_tiny_teacher(directory, kind: str = "dawn", seed: int = 0) -> Path:
     nothing: for tests and smoke runs only."""
     import torch
 
-    from .teachers import DawnTeacher, OdysseyTeacher
+    from .teachers import ORIGIN_KEY, DawnTeacher, OdysseyTeacher
 
     torch.manual_seed(seed)
     model = DawnTeacher(tiny_config("dawn")) if kind == "dawn" else OdysseyTeacher(tiny_config(kind))
@@ -126,7 +127,11 @@ def save_tiny_teacher(directory, kind: str = "dawn", seed: int = 0) -> Path:
         for p in model.parameters():
             if p.dim() >= 2:
                 p.mul_(2.0)
-    return model.save_pretrained(directory)
+    folder = model.save_pretrained(directory)
+    config = json.loads((folder / "config.json").read_text())  # what it is, recorded as its licence
+    config[ORIGIN_KEY] = f"a tiny random {kind}-format teacher made by wav2small (seed {seed}), no published weights"
+    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    return folder
 
 
 def write_label_store(root, count: int, seconds, *, crop_dur: float, views: int, seed: int = 0) -> Path:

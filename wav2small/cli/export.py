@@ -63,6 +63,11 @@ def summary(report: dict) -> str:
     lines = [f"fp32 vs torch: max |diff| {report['fp32_parity']['max_abs_diff']:.2g} (<= {report['fp32_parity']['tolerance']:g})"]
     if "int8" in report:
         q = report["int8"]
+        full, weight_only = len(q["int8_activation_nodes"]), len(q["int8_weight_only_nodes"])
+        lines.append(f"int8: weights of all {full + weight_only} weighted layers; activations of {full} of them "
+                     f"(--activations {q['activations']}"
+                     + (": only layers of 16+ channels, where int8 kernels are faster; the others compute in fp32"
+                        if q["activations"] == "auto" else "") + "); the log-mel front-end stays fp32")
         lines.append(f"int8 vs fp32 on {q['clips']} held-out clips: "
                      + ", ".join(f"{k} Pearson {q['pearson'][k]:.4f} CCC {q['ccc'][k]:.4f}" for k in q["pearson"]))
     lines.append("files: " + ", ".join(f"{name} {size:,} B" for name, size in report["files"].items() if name.endswith(".onnx")))
