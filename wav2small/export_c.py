@@ -1,0 +1,413 @@
+"""A streaming int8 Wav2Small as a self-contained C99 bundle for microcontrollers.
+
+The bundle is generated from an int8 (QDQ) ONNX graph of a Wav2Small student: its quantised
+weights, scales and zero points become ``const`` arrays (``w2s_model.c``), its sizes compile-time
+constants (``w2s_config.h``); the streaming engine and the int8 kernels are fixed C sources shipped
+with the package (``csrc/``). Integer arithmetic follows onnxruntime's int8 operators exactly; the
+front-end and the attention sums are single-precision float.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+CSRC = Path(__file__).parent / "export" / "csrc"
+#: fixed sources copied into every bundle (paths relative to CSRC)
+SOURCES = ("w2s.h", "w2s.c", "w2s_kernels.h", "w2s_kernels.c", "w2s_math.h", "w2s_math.c", "w2s_main.c",
+           "cortex-m4/startup.c", "cortex-m4/link.ld", "cortex-m4/firmware.c")
+GENERATED = ("w2s_config.h", "w2s_model.c")
+#: ops a Wav2Small int8 graph may hold outside the quantised convolutions (front-end, attention
+#: pooling, Gram matrix, streaming bookkeeping); any other op means a student the C engine cannot run
+KNOWN_OPS = {
+    "Conv", "Gemm", "MatMul", "QuantizeLinear", "DequantizeLinear", "Relu", "MaxPool", "Softmax", "Mul", "Add", "Sub",
+    "Div", "Pow", "Sqrt", "ReduceMean", "ReduceSum", "ReduceMax", "Max", "Min", "Log", "Exp", "Concat", "Slice",
+    "Reshape", "Transpose", "Unsqueeze", "Squeeze", "Flatten", "Cast", "Constant", "Cos", "Sin", "Range", "Shape",
+    "Gather", "Expand", "Where", "Greater", "GreaterOrEqual", "Less", "Neg", "Identity", "Clip",
+}
+#: exactness bound of the 1.5 * 2^23 rounding trick in the kernels' output stage
+ROUNDING_LIMIT = 2.0**22
+
+
+class CExportError(ValueError):
+    """The graph is not one the C bundle can be made from; the message says what is missing."""
+
+
+@dataclasses.dataclass
+class QuantConv:
+    """One quantised convolution (or the head's Gemm) as onnxruntime runs it fused (QLinearConv)."""
+
+    weight: np.ndarray  # int8 (c_out, c_in, kt, km); the head: (3, features, 1, 1)
+    bias: np.ndarray  # int32 (c_out,) at scale x_scale * w_scale
+    x_scale: np.float32
+    x_zero: int
+    w_scale: np.ndarray  # float32 (c_out,)
+    y_scale: np.float32
+    y_zero: int
+    lut: np.ndarray | None = None  # uint8 (256,): output -> the next layer's input quantisation
+    next_zero: int = 0
+
+    @property
+    def scale(self) -> np.ndarray:
+        """Requantisation multiplier per output channel, float32 (x_scale * w_scale) / y_scale as
+        onnxruntime computes it."""
+        return ((self.x_scale * self.w_scale.astype(np.float32)).astype(np.float32) / self.y_scale).astype(np.float32)
+
+
+@dataclasses.dataclass
+class Network:
+    """Everything the C engine needs, read from an int8 ONNX graph."""
+
+    channels: int
+    n_mels: int
+    n_fft: int
+    hop: int
+    frames_per_chunk: int
+    prenorm_carry: np.ndarray  # float32 (frames_per_chunk,)
+    prenorm_mix: np.ndarray  # float32 (frames_per_chunk, frames_per_chunk)
+    dft_real: np.ndarray  # float32 (bins, n_fft)
+    dft_imag: np.ndarray
+    mel: np.ndarray  # float32 (bins, n_mels)
+    logmel_scale: np.float32
+    logmel_zero: int
+    convs: list  # 7 QuantConv, l1 .. l7
+    pool_zero: int
+    pool_lut: np.ndarray | None
+    pool_next_zero: int
+    lin: QuantConv
+    sof: QuantConv
+    decay: float
+    head: QuantConv  # weight (3, features, 1, 1); x: the features' quantisation
+    out_scale: np.float32
+
+
+# reading the graph
+
+
+class _Graph:
+    def __init__(self, proto: onnx.ModelProto):
+        graph = proto.graph
+        self.values = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+        for sparse in graph.sparse_initializer:
+            dense = np.zeros(int(np.prod(sparse.dims)), onnx.helper.tensor_dtype_to_np_dtype(sparse.values.data_type))
+            dense[numpy_helper.to_array(sparse.indices).reshape(-1)] = numpy_helper.to_array(sparse.values)
+            self.values[sparse.values.name] = dense.reshape(list(sparse.dims))
+        for node in graph.node:
+            if node.op_type == "Constant":
+                self.values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+        self.nodes = list(graph.node)
+        self.producer = {o: n for n in self.nodes for o in n.output}
+        self.consumers = {}
+        for node in self.nodes:
+            for name in node.input:
+                self.consumers.setdefault(name, []).append(node)
+
+    def attr(self, node, name, default=None):
+        for a in node.attribute:
+            if a.name == name:
+                return onnx.helper.get_attribute_value(a)
+        return default
+
+    def dequantized(self, name):
+        """(quantised tensor name, scale, zero point) of a DequantizeLinear output, else None."""
+        node = self.producer.get(name)
+        if node is None or node.op_type != "DequantizeLinear":
+            return None
+        scale = self.values[node.input[1]]
+        zero = self.values[node.input[2]] if len(node.input) > 2 and node.input[2] else np.zeros((), np.uint8)
+        return node.input[0], scale, zero
+
+    def quantizer(self, name):
+        """The QuantizeLinear reading ``name`` (its only reader), else None."""
+        readers = self.consumers.get(name, [])
+        if len(readers) == 1 and readers[0].op_type == "QuantizeLinear":
+            return readers[0]
+        return None
+
+    def q_params(self, node):
+        scale = np.float32(self.values[node.input[1]])
+        zero = self.values[node.input[2]] if len(node.input) > 2 and node.input[2] else np.zeros((), np.uint8)
+        if zero.dtype != np.uint8:
+            raise CExportError(f"activation {node.input[0]!r} is quantised as {zero.dtype}: the C engine takes uint8 "
+                               "activations (export with uint8 activations)")
+        return scale, int(zero)
+
+
+def _quant_conv(g: _Graph, node) -> QuantConv:
+    """Weights, bias and quantisation of a Conv or Gemm whose weight is a dequantised int8 tensor."""
+    x = g.dequantized(node.input[0])
+    w = g.dequantized(node.input[1])
+    if x is None:
+        raise CExportError(f"{node.op_type} {node.name!r} has float input activations: the C engine needs int8 activations "
+                           "in every layer of the network body (export with --activations all)")
+    w_q = g.values[w[0]]
+    if w_q.dtype != np.int8 or np.any(w[2] != 0):
+        raise CExportError(f"{node.op_type} {node.name!r}: weights must be symmetric int8")
+    bias = np.zeros(w_q.shape[0], np.int32)
+    if len(node.input) > 2 and node.input[2]:
+        b = g.dequantized(node.input[2])
+        if b is None or g.values[b[0]].dtype != np.int32:
+            raise CExportError(f"{node.op_type} {node.name!r}: bias is not int32-quantised")
+        bias = g.values[b[0]].astype(np.int32).reshape(-1)
+    out_q = g.quantizer(node.output[0])
+    if out_q is None:
+        raise CExportError(f"{node.op_type} {node.name!r}: output is not quantised")
+    x_scale, x_zero = g.q_params(g.producer[x[0]]) if x[0] in g.producer and g.producer[x[0]].op_type == "QuantizeLinear" \
+        else (np.float32(x[1]), int(x[2]))
+    y_scale, y_zero = g.q_params(out_q)
+    w_scale = np.broadcast_to(np.asarray(w[1], np.float32).reshape(-1), (w_q.shape[0],)).astype(np.float32)
+    if node.op_type == "Gemm":
+        if not g.attr(node, "transB", 0):
+            w_q = w_q.T
+        w_q = w_q[:, :, None, None]
+    return QuantConv(np.ascontiguousarray(w_q), bias, np.float32(x_scale), int(x_zero), w_scale, y_scale, y_zero)
+
+
+def _requant_lut(scale_in, zero_in, scale_out, zero_out, relu: bool) -> np.ndarray:
+    """uint8 q -> QuantizeLinear(Relu?(DequantizeLinear(q))) in float32, as onnxruntime computes it."""
+    x = (np.arange(256, dtype=np.int32) - zero_in).astype(np.float32) * np.float32(scale_in)
+    if relu:
+        x = np.maximum(x, np.float32(0))
+    q = np.rint((x / np.float32(scale_out)).astype(np.float32)) + zero_out
+    return np.clip(q, 0, 255).astype(np.uint8)
+
+
+def _follow(g: _Graph, q_node):
+    """From a layer's output QuantizeLinear, through DequantizeLinear and the element-wise and
+    data-movement ops after it, to the QuantizeLinear of the next quantised input. Returns
+    (next QuantizeLinear or None, whether a Relu was passed, whether a MaxPool was passed)."""
+    relu = pool = False
+    name = q_node.output[0]
+    seen = 0
+    while seen < 32:
+        seen += 1
+        readers = g.consumers.get(name, [])
+        nxt = [r for r in readers if r.op_type != "QuantizeLinear" or r is not q_node]
+        if not nxt:
+            return None, relu, pool
+        node = nxt[0]
+        if node.op_type == "QuantizeLinear":
+            return node, relu, pool
+        if node.op_type == "Relu":
+            relu = True
+        elif node.op_type == "MaxPool":
+            pool = True
+        elif node.op_type not in ("DequantizeLinear", "Concat", "Slice", "Mul", "Identity", "Reshape", "Transpose"):
+            return None, relu, pool
+        name = node.output[0]
+    return None, relu, pool
+
+
+def read_network(proto: onnx.ModelProto, *, prenorm_seconds: float = 2.0, chunk: int = 512, decay: float = 0.0) -> Network:
+    """The C engine's view of a Wav2Small int8 QDQ graph.
+
+    Raises:
+        CExportError: an operator the engine cannot express, or a graph without int8 activations.
+    """
+    g = _Graph(proto)
+    unknown = sorted({n.op_type for n in g.nodes} - KNOWN_OPS)
+    if unknown:
+        node = next(n for n in g.nodes if n.op_type in unknown)
+        raise CExportError(f"the C engine cannot express operator {node.op_type} (node {node.name!r}); "
+                           "it runs Wav2Small students only")
+    quantised = [n for n in g.nodes if n.op_type in ("Conv", "Gemm") and g.dequantized(n.input[1]) is not None]
+    if not quantised:
+        raise CExportError("no int8 layers: the graph has no DequantizeLinear weights; export it with --int8")
+    for node in quantised:
+        if node.op_type == "Conv" and g.attr(node, "group", 1) != 1:
+            raise CExportError(f"the C engine cannot express operator Conv with group={g.attr(node, 'group')} "
+                               f"(node {node.name!r}: depthwise or grouped convolution); it runs Wav2Small students only")
+    convs3 = [n for n in quantised if n.op_type == "Conv" and list(g.values[g.dequantized(n.input[1])[0]].shape[2:]) == [3, 3]]
+    convs1 = [n for n in quantised if n.op_type == "Conv" and list(g.values[g.dequantized(n.input[1])[0]].shape[2:]) == [1, 1]]
+    gemms = [n for n in quantised if n.op_type == "Gemm"]
+    if len(convs3) != 7 or len(convs1) != 2 or len(gemms) != 1:
+        raise CExportError(f"expected Wav2Small's 7 quantised 3x3 convolutions, 2 1x1 convolutions and a quantised head, "
+                           f"found {len(convs3)}, {len(convs1)} and {len(gemms)} (export with --activations all)")
+    convs = [_quant_conv(g, n) for n in convs3]
+    pool_zero = pool_next_zero = None
+    for i, node in enumerate(convs3):
+        target, relu, pool = _follow(g, g.quantizer(node.output[0]))
+        if target is None:
+            raise CExportError(f"Conv {node.name!r}: no quantised input after it")
+        scale, zero = g.q_params(target)
+        conv = convs[i]
+        conv.lut = _requant_lut(conv.y_scale, conv.y_zero, scale, zero, relu)
+        conv.next_zero = zero
+        if pool:
+            pool_zero = zero
+            after, _, _ = _follow(g, target)
+            pool_next_zero = g.q_params(after)[1] if after is not None else zero
+    if pool_zero is None:
+        raise CExportError("no max-pool between the quantised convolutions")
+    # lin and sof: the product lin(x) * softmax(sof(x)) tells them apart
+    ones = [_quant_conv(g, n) for n in convs1]
+    softmax_side = [any(r.op_type in ("Softmax", "ReduceMax", "Exp", "Sub") for r in _float_readers(g, n)) for n in convs1]
+    if softmax_side.count(True) != 1:
+        raise CExportError("cannot tell the attention values (lin) from the logits (sof)")
+    sof, lin = (ones[0], ones[1]) if softmax_side[0] else (ones[1], ones[0])
+    head = _quant_conv(g, gemms[0])
+    out_q = g.quantizer(gemms[0].output[0])
+    out_scale, _ = g.q_params(out_q)
+    channels = convs[0].weight.shape[0]
+    dft = [n for n in g.nodes if n.op_type == "Conv" and n not in quantised]
+    if len(dft) != 2:
+        raise CExportError(f"expected the two DFT convolutions of the log-mel front-end, found {len(dft)}")
+    n_fft, hop = int(g.attr(dft[0], "kernel_shape")[0]), int(g.attr(dft[0], "strides")[0])
+    from .export import _dft_reference
+
+    real, imag = (part.astype(np.float32) for part in _dft_reference(n_fft))
+    mel = next((v for v in g.values.values() if v.ndim == 2 and v.dtype == np.float32 and v.shape[0] == n_fft // 2 + 1), None)
+    if mel is None:
+        raise CExportError("no mel filterbank (bins x n_mels) in the graph")
+    first_q = g.producer[g.dequantized(convs3[0].input[0])[0]]
+    logmel_scale, logmel_zero = g.q_params(first_q)
+    frames = chunk // hop
+    a = np.exp(-hop / (prenorm_seconds * 16000.0))
+    k = np.arange(frames)
+    carry = (a ** (k + 1)).astype(np.float32)
+    mix = np.where(k[:, None] >= k[None, :], (1 - a) * a ** np.maximum(k[:, None] - k[None, :], 0), 0.0).astype(np.float32)
+    return Network(channels=channels, n_mels=mel.shape[1], n_fft=n_fft, hop=hop, frames_per_chunk=frames,
+                   prenorm_carry=carry, prenorm_mix=mix, dft_real=real, dft_imag=imag, mel=mel.astype(np.float32),
+                   logmel_scale=logmel_scale, logmel_zero=logmel_zero, convs=convs, pool_zero=pool_zero,
+                   pool_lut=None, pool_next_zero=pool_next_zero, lin=lin, sof=sof, decay=decay, head=head,
+                   out_scale=out_scale)
+
+
+def _float_readers(g: _Graph, conv_node):
+    """Readers of a quantised conv's dequantised output."""
+    q = g.quantizer(conv_node.output[0])
+    dq = [r for r in g.consumers.get(q.output[0], []) if r.op_type == "DequantizeLinear"]
+    return [r for d in dq for r in g.consumers.get(d.output[0], [])]
+
+
+# writing the bundle
+
+
+def pack_conv_weight(weight: np.ndarray) -> tuple[np.ndarray, int]:
+    """int8 (c_out, c_in, kt, km) -> the byte order of w2s_conv_row: per pair of output channels,
+    per time tap, groups of 4 weights (taps along mel x channels, zero padded to ``run``), the two
+    channels' groups interleaved and each group's bytes stored as w0 w2 w1 w3 (so that SXTB16 and
+    SXTB16-ROR8 unpack the pairs (w0, w1) and (w2, w3)). An odd last channel gets a zero partner."""
+    c_out, c_in, kt, km = weight.shape
+    run = -(-km * c_in // 4) * 4
+    c_pad = c_out + c_out % 2
+    per = np.zeros((c_pad, kt, run), np.int8)
+    per[:c_out, :, :km * c_in] = weight.transpose(0, 2, 3, 1).reshape(c_out, kt, km * c_in)
+    per = per.reshape(c_pad, kt, run // 4, 4)[..., [0, 2, 1, 3]]
+    return per.reshape(c_pad // 2, 2, kt, run // 4, 4).transpose(0, 2, 3, 1, 4).reshape(-1), run
+
+
+def _check_rounding(conv: QuantConv, name: str) -> None:
+    w = conv.weight.reshape(conv.weight.shape[0], -1).astype(np.int64)
+    worst = (np.abs(w).sum(axis=1) * 255 + np.abs(conv.bias.astype(np.int64))) * conv.scale.astype(np.float64)
+    if worst.max() >= ROUNDING_LIMIT:
+        raise CExportError(f"{name}: requantisation multiplier too large for exact rounding ({worst.max():.3g} >= 2^22)")
+
+
+def _c_float(v) -> str:
+    v = float(np.float32(v))
+    if np.isinf(v):
+        return "(1e30f * 1e30f)" if v > 0 else "(-1e30f * 1e30f)"
+    return f"{v:.9g}f" if "e" in f"{v:.9g}" or "." in f"{v:.9g}" else f"{v:.9g}.0f"
+
+
+def _c_array(ctype: str, name: str, values, per_line: int = 16, align: bool = False) -> str:
+    flat = np.asarray(values).reshape(-1)
+    fmt = _c_float if ctype == "float" else (lambda v: str(int(v)))
+    lines = [", ".join(fmt(v) for v in flat[i:i + per_line]) for i in range(0, len(flat), per_line)]
+    attr = " W2S_ALIGN4" if align else ""
+    return f"static const {ctype} {name}[{len(flat)}]{attr} = {{\n    " + ",\n    ".join(lines) + "\n};\n"
+
+
+def _conv_init(name: str, conv: QuantConv, taps: int) -> tuple[str, str]:
+    """(array definitions, w2s_conv initializer) of one layer."""
+    _check_rounding(conv, name)
+    packed, run = pack_conv_weight(conv.weight)
+    c_out, c_in = conv.weight.shape[:2]
+    bias = np.zeros(c_out + c_out % 2, np.int32)
+    bias[:c_out] = conv.bias
+    arrays = (_c_array("int8_t", f"{name}_weight", packed, align=True) + _c_array("int32_t", f"{name}_bias", bias)
+              + _c_array("float", f"{name}_scale", conv.scale))
+    lut = "0"
+    if conv.lut is not None and not np.array_equal(conv.lut, np.arange(256)):
+        arrays += _c_array("uint8_t", f"{name}_lut", conv.lut)
+        lut = f"{name}_lut"
+    init = (f"{{{c_in}, {c_out}, {taps}, {run}, {name}_weight, {name}_bias, {name}_scale, {conv.y_zero}, {lut}, "
+            f"{conv.next_zero}}}")
+    return arrays, init
+
+
+def write_bundle(net: Network, out_dir, *, hop_chunks: int = 16) -> list[Path]:
+    """Write the C bundle of ``net`` into ``out_dir``; returns the files written."""
+    out_dir = Path(out_dir)
+    (out_dir / "cortex-m4").mkdir(parents=True, exist_ok=True)
+    bins = net.n_fft // 2 + 1
+    half = net.n_fft // 2 + 1
+    m2 = (net.n_mels + 1) // 2
+    config = f"""/* Generated by wav2small: sizes of this bundle's model. */
+#ifndef W2S_CONFIG_H
+#define W2S_CONFIG_H
+
+#define W2S_CHANNELS {net.channels}
+#define W2S_N_MELS {net.n_mels}
+#define W2S_N_MELS2 {m2}
+#define W2S_N_FFT {net.n_fft}
+#define W2S_HOP {net.hop}
+#define W2S_N_BINS {bins}
+#define W2S_FRAMES_PER_CHUNK {net.frames_per_chunk}
+#define W2S_CHUNK {net.frames_per_chunk * net.hop} /* samples at 16 kHz */
+#ifndef W2S_HOP_CHUNKS
+#define W2S_HOP_CHUNKS {hop_chunks} /* chunks per result */
+#endif
+
+#endif
+"""
+    nz = [np.flatnonzero(net.mel[:, j]) for j in range(net.n_mels)]
+    mel_first = [int(z[0]) if len(z) else 0 for z in nz]
+    mel_count = [int(z[-1] - z[0] + 1) if len(z) else 0 for z in nz]
+    mel_weight = np.concatenate([net.mel[f:f + c, j] for j, (f, c) in enumerate(zip(mel_first, mel_count))])
+    parts, inits = [], []
+    for i, conv in enumerate(net.convs):
+        arrays, init = _conv_init(f"l{i + 1}", conv, 3)
+        parts.append(arrays)
+        inits.append(init)
+    lin_arrays, lin_init = _conv_init("lin", net.lin, 1)
+    sof_arrays, sof_init = _conv_init("sof", net.sof, 1)
+    head = net.head
+    _check_rounding(head, "head")
+    # the head reads the features in the C engine's order (channel, [pooled mel, Gram]), the graph's flatten order
+    model = "".join([
+        "/* Generated by wav2small: the quantised weights of one model (see w2s.h for the layout). */\n",
+        "#include \"w2s.h\"\n\n",
+        "#if defined(__GNUC__)\n#define W2S_ALIGN4 __attribute__((aligned(4)))\n#else\n#define W2S_ALIGN4\n#endif\n\n",
+        _c_array("float", "prenorm_carry", net.prenorm_carry),
+        _c_array("float", "prenorm_mix", net.prenorm_mix),
+        _c_array("float", "dft_real", net.dft_real[:, :half]),
+        _c_array("float", "dft_imag", net.dft_imag[:, :half]),
+        _c_array("uint8_t", "mel_first", mel_first), _c_array("uint8_t", "mel_count", mel_count),
+        _c_array("float", "mel_weight", mel_weight),
+        *parts, lin_arrays, sof_arrays,
+        _c_array("int8_t", "head_weight", head.weight.reshape(head.weight.shape[0], -1)),
+        _c_array("int32_t", "head_bias", head.bias),
+        "\nconst w2s_model w2s_weights = {\n",
+        "    prenorm_carry, prenorm_mix, dft_real, dft_imag, mel_first, mel_count, mel_weight,\n",
+        f"    {_c_float(net.logmel_scale)}, {net.logmel_zero},\n",
+        "    {" + ",\n     ".join(inits) + "},\n",
+        f"    {net.pool_zero}, 0, {net.pool_next_zero},\n",
+        f"    {lin_init},\n    {sof_init},\n",
+        f"    {_c_float(net.lin.y_scale)}, {_c_float(net.sof.y_scale)}, {net.lin.y_zero}, {net.sof.y_zero},\n",
+        f"    {_c_float(net.decay)},\n",
+        f"    {_c_float(head.x_scale)}, {head.x_zero},\n",
+        f"    head_weight, head_bias, {_c_float(head.scale[0])}, {head.y_zero}, {_c_float(net.out_scale)},\n",
+        "};\n",
+    ])
+    (out_dir / "w2s_config.h").write_text(config)
+    (out_dir / "w2s_model.c").write_text(model)
+    for name in SOURCES:
+        shutil.copyfile(CSRC / name, out_dir / name)
+    return [out_dir / n for n in (*GENERATED, *SOURCES)]
