@@ -21,6 +21,11 @@
 
 static int slot(int32_t i) { return (int)(i % 3); } /* i >= 0 */
 
+/* the padding rows of the convolutions and the max-pool */
+static const int16_t zeros[W2S_ROW > W2S_ROW2 ? W2S_ROW : W2S_ROW2];
+
+static const int16_t *or_zeros(const int16_t *row) { return row ? row : zeros; }
+
 static int floor_half(int32_t i) { return i >= 0 ? i / 2 : -((1 - i) / 2); }
 
 /* stage s: 0 = log-mel frames (l1 input), 1-2 = l2, l3 inputs, 3 = max-pool input,
@@ -58,7 +63,9 @@ static void commit(w2s_state *s, int stage, int32_t i, int32_t batch_first) {
         int32_t u;
         if (i % 2 == 0) return;
         u = (i - 1) / 2;
-        rows[0] = committed(s, 3, 2 * u - 1), rows[1] = committed(s, 3, 2 * u), rows[2] = committed(s, 3, 2 * u + 1);
+        rows[0] = or_zeros(committed(s, 3, 2 * u - 1));
+        rows[1] = or_zeros(committed(s, 3, 2 * u));
+        rows[2] = or_zeros(committed(s, 3, 2 * u + 1));
         w2s_maxpool_row(rows, M, C, w2s_weights.pool_zero, w2s_weights.pool_lut, w2s_weights.pool_next_zero,
                         stage_row(s, 4, u));
         commit(s, 4, u, batch_first);
@@ -66,7 +73,9 @@ static void commit(w2s_state *s, int stage, int32_t i, int32_t batch_first) {
     }
     t = i - 1;
     if (t < 0) return;
-    rows[0] = committed(s, stage, t - 1), rows[1] = committed(s, stage, t), rows[2] = committed(s, stage, t + 1);
+    rows[0] = or_zeros(committed(s, stage, t - 1));
+    rows[1] = or_zeros(committed(s, stage, t));
+    rows[2] = or_zeros(committed(s, stage, t + 1));
     if (stage < 7) {
         w2s_conv_row(stage_conv(stage), rows, stage_width(stage), stage_row(s, stage + 1, t), 0);
         commit(s, stage + 1, t, batch_first);
@@ -163,18 +172,18 @@ static void read_out(w2s_state *s) {
             first = s->last[4] + 1;
             n_out = (int)(floor_half(available + 1) - first + 1);
             for (t = first; t < first + n_out; t++) {
-                rows[0] = pending(s, 3, 2 * t - 1, in, n_in, size_in);
-                rows[1] = pending(s, 3, 2 * t, in, n_in, size_in);
-                rows[2] = pending(s, 3, 2 * t + 1, in, n_in, size_in);
+                rows[0] = or_zeros(pending(s, 3, 2 * t - 1, in, n_in, size_in));
+                rows[1] = or_zeros(pending(s, 3, 2 * t, in, n_in, size_in));
+                rows[2] = or_zeros(pending(s, 3, 2 * t + 1, in, n_in, size_in));
                 w2s_maxpool_row(rows, M, C, w->pool_zero, w->pool_lut, w->pool_next_zero, out + (t - first) * size_out);
             }
         } else { /* committed outputs end at last - 1 */
             first = last > 0 ? last : 0;
             n_out = (int)(available - first + 1);
             for (t = first; t < first + n_out; t++) {
-                rows[0] = pending(s, stage, t - 1, in, n_in, size_in);
-                rows[1] = pending(s, stage, t, in, n_in, size_in);
-                rows[2] = pending(s, stage, t + 1, in, n_in, size_in);
+                rows[0] = or_zeros(pending(s, stage, t - 1, in, n_in, size_in));
+                rows[1] = or_zeros(pending(s, stage, t, in, n_in, size_in));
+                rows[2] = or_zeros(pending(s, stage, t + 1, in, n_in, size_in));
                 w2s_conv_row(stage_conv(stage), rows, stage_width(stage), out + (t - first) * size_out, 0);
             }
         }

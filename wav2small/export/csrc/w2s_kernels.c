@@ -6,56 +6,88 @@ void w2s_expand(const uint8_t *src, int n, int32_t zero, int16_t *dst) {
     for (i = 0; i < n; i++) dst[i] = (int16_t)(src[i] - zero);
 }
 
-/* Four sums (2 output channels x 2 positions) over one tap: weight words w (two channels
- * interleaved word by word; each word's bytes stored as w0 w2 w1 w3, so that SXTB16 and
+/* Four sums (2 output channels x 2 positions) over the taps of a convolution: weight words w (two
+ * channels interleaved word by word; each word's bytes stored as w0 w2 w1 w3, so that SXTB16 and
  * SXTB16-ROR8 give the pairs (w0, w1) and (w2, w3) that line up with the int16 input pairs) times
- * the runs at xa and xb, groups x 4 values long. */
+ * runs of run values starting at xa and xb in row 0, then at the same places of rows 1 and 2 (3 taps):
+ * jump[0], jump[1] are the distances from the end of a run to the start of the next one. */
 typedef struct { int32_t a00, a01, a10, a11; } sums;
 
 #if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
-/* The loop in assembly, 19 instructions per 16 multiply-adds: gcc's code for the C below needs 13
- * registers at once and spills one (23 instructions). */
-static inline void dot_2x2(const int8_t *w, const int16_t *xa, const int16_t *xb, int groups, sums *s) {
-    const int16_t *end = xa + 4 * groups;
+/* In assembly: the 16 multiply-adds of a group take 19 instructions with all 13 registers busy
+ * (gcc's code for the C version spills one, 23 instructions), and the three taps run in one block
+ * (the C loop around separate blocks cost about 20 instructions per tap). */
+#define W2S_GROUP                                                                                                      \
+    "ldrd   %[w0], %[w1], [%[wp]], #8\n\t"                                                                            \
+    "ldr    %[x0], [%[xa]], #4\n\t"                                                                                   \
+    "ldr    %[x1], [%[xb]], #4\n\t"                                                                                   \
+    "sxtb16 %[t], %[w0]\n\t"                                                                                          \
+    "smlad  %[a00], %[x0], %[t], %[a00]\n\t"                                                                          \
+    "smlad  %[a01], %[x1], %[t], %[a01]\n\t"                                                                          \
+    "sxtb16 %[t], %[w1]\n\t"                                                                                          \
+    "smlad  %[a10], %[x0], %[t], %[a10]\n\t"                                                                          \
+    "smlad  %[a11], %[x1], %[t], %[a11]\n\t"                                                                          \
+    "ldr    %[x0], [%[xa]], #4\n\t"                                                                                   \
+    "ldr    %[x1], [%[xb]], #4\n\t"                                                                                   \
+    "sxtb16 %[t], %[w0], ror #8\n\t"                                                                                  \
+    "smlad  %[a00], %[x0], %[t], %[a00]\n\t"                                                                          \
+    "smlad  %[a01], %[x1], %[t], %[a01]\n\t"                                                                          \
+    "sxtb16 %[t], %[w1], ror #8\n\t"                                                                                  \
+    "smlad  %[a10], %[x0], %[t], %[a10]\n\t"                                                                          \
+    "smlad  %[a11], %[x1], %[t], %[a11]\n\t"
+/* a tap's groups, two per loop iteration when run is a multiple of 8 */
+#define W2S_GROUPS(label) label ":\n\t" W2S_GROUP "cmp %[xa], %[end]\n\t" "bne " label "b\n\t"
+#define W2S_GROUPS2(label) label ":\n\t" W2S_GROUP W2S_GROUP "cmp %[xa], %[end]\n\t" "bne " label "b\n\t"
+/* to the next tap: xa, xb and end move on to the next row */
+#define W2S_NEXT_TAP(jump)                                                                                              \
+    "ldr    %[t], %[" jump "]\n\t"                                                                                    \
+    "add    %[xa], %[xa], %[t]\n\t"                                                                                   \
+    "add    %[xb], %[xb], %[t]\n\t"                                                                                   \
+    "ldr    %[t], %[runb]\n\t"                                                                                        \
+    "add    %[end], %[xa], %[t]\n\t"
+
+static inline void dot_2x2(const int8_t *w, const int16_t *xa, const int16_t *xb, int taps, int run, const int32_t jump[2],
+                           sums *s) {
     int32_t a00 = s->a00, a01 = s->a01, a10 = s->a10, a11 = s->a11;
+    int32_t geometry[3];
+    const int16_t *end = xa + run;
     uint32_t w0, w1, x0, x1, t;
-    __asm__ volatile("1:\n\t"
-                     "ldrd   %[w0], %[w1], [%[wp]], #8\n\t"
-                     "ldr    %[x0], [%[xa]], #4\n\t"
-                     "ldr    %[x1], [%[xb]], #4\n\t"
-                     "sxtb16 %[t], %[w0]\n\t"
-                     "smlad  %[a00], %[x0], %[t], %[a00]\n\t"
-                     "smlad  %[a01], %[x1], %[t], %[a01]\n\t"
-                     "sxtb16 %[t], %[w1]\n\t"
-                     "smlad  %[a10], %[x0], %[t], %[a10]\n\t"
-                     "smlad  %[a11], %[x1], %[t], %[a11]\n\t"
-                     "ldr    %[x0], [%[xa]], #4\n\t"
-                     "ldr    %[x1], [%[xb]], #4\n\t"
-                     "sxtb16 %[t], %[w0], ror #8\n\t"
-                     "smlad  %[a00], %[x0], %[t], %[a00]\n\t"
-                     "smlad  %[a01], %[x1], %[t], %[a01]\n\t"
-                     "sxtb16 %[t], %[w1], ror #8\n\t"
-                     "smlad  %[a10], %[x0], %[t], %[a10]\n\t"
-                     "smlad  %[a11], %[x1], %[t], %[a11]\n\t"
-                     "cmp    %[xa], %[end]\n\t"
-                     "bne    1b\n\t"
-                     : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [wp] "+r"(w), [xa] "+r"(xa),
-                       [xb] "+r"(xb), [w0] "=&r"(w0), [w1] "=&r"(w1), [x0] "=&r"(x0), [x1] "=&r"(x1), [t] "=&r"(t)
-                     : [end] "r"(end)
-                     : "cc", "memory");
+    geometry[0] = 2 * run; /* in bytes */
+    geometry[1] = 2 * jump[0];
+    geometry[2] = 2 * jump[1];
+#define W2S_OPERANDS                                                                                                   \
+    : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [wp] "+r"(w), [xa] "+r"(xa), [xb] "+r"(xb),    \
+      [end] "+r"(end), [w0] "=&r"(w0), [w1] "=&r"(w1), [x0] "=&r"(x0), [x1] "=&r"(x1), [t] "=&r"(t)                       \
+    : [runb] "m"(geometry[0]), [jump1] "m"(geometry[1]), [jump2] "m"(geometry[2])                                        \
+    : "cc", "memory"
+    if (taps == 3 && run % 8 == 0)
+        __asm__ volatile(W2S_GROUPS2("1") W2S_NEXT_TAP("jump1") W2S_GROUPS2("2") W2S_NEXT_TAP("jump2") W2S_GROUPS2("3")
+                         W2S_OPERANDS);
+    else if (taps == 3)
+        __asm__ volatile(W2S_GROUPS("1") W2S_NEXT_TAP("jump1") W2S_GROUPS("2") W2S_NEXT_TAP("jump2") W2S_GROUPS("3")
+                         W2S_OPERANDS);
+    else if (run % 8 == 0)
+        __asm__ volatile(W2S_GROUPS2("1") W2S_OPERANDS);
+    else
+        __asm__ volatile(W2S_GROUPS("1") W2S_OPERANDS);
+#undef W2S_OPERANDS
     s->a00 = a00, s->a01 = a01, s->a10 = a10, s->a11 = a11;
 }
 #else
-static inline void dot_2x2(const int8_t *w, const int16_t *xa, const int16_t *xb, int groups, sums *s) {
+static inline void dot_2x2(const int8_t *w, const int16_t *xa, const int16_t *xb, int taps, int run, const int32_t jump[2],
+                           sums *s) {
     const uint32_t *wp = (const uint32_t *)(const void *)w;
-    int g;
-    for (g = 0; g < groups; g++, wp += 2, xa += 4, xb += 4) {
-        uint32_t lo0 = w2s_sxtb16(wp[0]), lo1 = w2s_sxtb16(wp[1]);
-        uint32_t hi0 = w2s_sxtb16_ror8(wp[0]), hi1 = w2s_sxtb16_ror8(wp[1]);
-        s->a00 = w2s_smlad(w2s_pair(xa + 2), hi0, w2s_smlad(w2s_pair(xa), lo0, s->a00));
-        s->a01 = w2s_smlad(w2s_pair(xb + 2), hi0, w2s_smlad(w2s_pair(xb), lo0, s->a01));
-        s->a10 = w2s_smlad(w2s_pair(xa + 2), hi1, w2s_smlad(w2s_pair(xa), lo1, s->a10));
-        s->a11 = w2s_smlad(w2s_pair(xb + 2), hi1, w2s_smlad(w2s_pair(xb), lo1, s->a11));
+    int dt, g;
+    for (dt = 0; dt < taps; dt++) {
+        if (dt > 0) xa += jump[dt - 1], xb += jump[dt - 1];
+        for (g = 0; g < run / 4; g++, wp += 2, xa += 4, xb += 4) {
+            const uint32_t lo0 = w2s_sxtb16(wp[0]), lo1 = w2s_sxtb16(wp[1]);
+            const uint32_t hi0 = w2s_sxtb16_ror8(wp[0]), hi1 = w2s_sxtb16_ror8(wp[1]);
+            s->a00 = w2s_smlad(w2s_pair(xa + 2), hi0, w2s_smlad(w2s_pair(xa), lo0, s->a00));
+            s->a01 = w2s_smlad(w2s_pair(xb + 2), hi0, w2s_smlad(w2s_pair(xb), lo0, s->a01));
+            s->a10 = w2s_smlad(w2s_pair(xa + 2), hi1, w2s_smlad(w2s_pair(xa), lo1, s->a10));
+            s->a11 = w2s_smlad(w2s_pair(xb + 2), hi1, w2s_smlad(w2s_pair(xb), lo1, s->a11));
+        }
     }
 }
 #endif
@@ -79,46 +111,35 @@ static inline uint32_t output_stage(int32_t acc, float scale, int32_t offset) {
 
 void w2s_conv_row(const w2s_conv *conv, const int16_t *const rows[3], int width, int16_t *out, uint8_t *out_q) {
     const int c_in = conv->c_in, c_out = conv->c_out, taps = conv->taps, run = conv->run;
-    const int groups = run / 4, block = 2 * taps * run;
     const int first = taps == 3 ? 0 : 1; /* expanded position of the first tap of output 0 */
     const int32_t offset = 0x4B400000 - conv->y_zero, next_zero = conv->next_zero;
     const uint8_t *lut = conv->lut;
-    int m, oc, dt;
+    int32_t jump[2], acc[2][W2S_MAX_CHANNELS + 1];
+    int m, oc;
+    if (taps == 3) jump[0] = (int32_t)(rows[1] - rows[0]) - run, jump[1] = (int32_t)(rows[2] - rows[1]) - run;
+    else jump[0] = jump[1] = 0;
     for (m = 0; m < width; m += 2) {
         /* an odd last position is computed as a pair with itself (written twice, same value) */
         const int mb = m + 1 < width ? m + 1 : m;
-        for (oc = 0; oc < c_out; oc += 2) {
-            /* an odd last channel has a partner with zero weights whose results are dropped */
-            const int8_t *w = conv->weight + (oc / 2) * block;
-            const int two = oc + 1 < c_out;
-            uint32_t q00, q01, q10 = 0, q11 = 0;
+        const int16_t *xa = rows[0] + (m + first) * c_in, *xb = rows[0] + (mb + first) * c_in;
+        const int8_t *w = conv->weight;
+        /* an odd last channel has a partner with zero weights (and a zero bias) */
+        for (oc = 0; oc < c_out; oc += 2, w += 2 * taps * run) {
             sums sum;
             sum.a00 = sum.a01 = conv->bias[oc];
             sum.a10 = sum.a11 = conv->bias[oc + 1];
-            for (dt = 0; dt < taps; dt++) {
-                const int16_t *row = rows[dt];
-                if (row) /* a null row is zero padding: it contributes nothing */
-                    dot_2x2(w + dt * 2 * run, row + (m + first) * c_in, row + (mb + first) * c_in, groups, &sum);
-            }
-            q00 = output_stage(sum.a00, conv->scale[oc], offset);
-            q01 = output_stage(sum.a01, conv->scale[oc], offset);
-            if (two) {
-                q10 = output_stage(sum.a10, conv->scale[oc + 1], offset);
-                q11 = output_stage(sum.a11, conv->scale[oc + 1], offset);
-            }
-            if (lut) q00 = lut[q00], q01 = lut[q01], q10 = lut[q10], q11 = lut[q11];
+            dot_2x2(w, xa, xb, taps, run, jump, &sum);
+            acc[0][oc] = sum.a00, acc[1][oc] = sum.a01, acc[0][oc + 1] = sum.a10, acc[1][oc + 1] = sum.a11;
+        }
+        for (oc = 0; oc < c_out; oc++) {
+            uint32_t qa = output_stage(acc[0][oc], conv->scale[oc], offset);
+            uint32_t qb = output_stage(acc[1][oc], conv->scale[oc], offset);
+            if (lut) qa = lut[qa], qb = lut[qb];
             if (out) {
-                int16_t *pa = out + (m + 1) * c_out + oc, *pb = out + (mb + 1) * c_out + oc;
-                pa[0] = (int16_t)(q00 - next_zero);
-                pb[0] = (int16_t)(q01 - next_zero);
-                if (two) pa[1] = (int16_t)(q10 - next_zero), pb[1] = (int16_t)(q11 - next_zero);
+                out[(m + 1) * c_out + oc] = (int16_t)(qa - next_zero);
+                out[(mb + 1) * c_out + oc] = (int16_t)(qb - next_zero);
             }
-            if (out_q) {
-                uint8_t *pa = out_q + m * c_out + oc, *pb = out_q + mb * c_out + oc;
-                pa[0] = (uint8_t)q00;
-                pb[0] = (uint8_t)q01;
-                if (two) pa[1] = (uint8_t)q10, pb[1] = (uint8_t)q11;
-            }
+            if (out_q) out_q[m * c_out + oc] = (uint8_t)qa, out_q[mb * c_out + oc] = (uint8_t)qb;
         }
     }
     if (out) { /* zero padding positions of the expanded output row */
@@ -128,24 +149,26 @@ void w2s_conv_row(const w2s_conv *conv, const int16_t *const rows[3], int width,
 
 void w2s_maxpool_row(const int16_t *const rows[3], int width, int channels, int32_t zero, const uint8_t *lut,
                      int32_t next_zero, int16_t *out) {
+    /* The inputs are ReLU outputs (expanded values >= 0), so the zero padding (the rows of zeros
+     * and the zero positions around each row) never wins: it equals the -inf padding. */
     const int width_out = (width + 1) / 2;
-    int u, c, dt, dm;
+    int u, c;
     for (u = 0; u < width_out; u++) {
-        for (c = 0; c < channels; c++) {
-            int32_t best = -32768, q;
-            for (dt = 0; dt < 3; dt++) {
-                if (!rows[dt]) continue;
-                for (dm = -1; dm <= 1; dm++) {
-                    const int m = 2 * u + dm;
-                    if (m >= 0 && m < width) {
-                        const int32_t v = rows[dt][(m + 1) * channels + c];
-                        if (v > best) best = v;
-                    }
-                }
-            }
+        const int16_t *r0 = rows[0] + 2 * u * channels, *r1 = rows[1] + 2 * u * channels, *r2 = rows[2] + 2 * u * channels;
+        int16_t *dst = out + (u + 1) * channels;
+        for (c = 0; c < channels; c++, r0++, r1++, r2++) {
+            int32_t best = r0[0], q;
+            best = r0[channels] > best ? r0[channels] : best;
+            best = r0[2 * channels] > best ? r0[2 * channels] : best;
+            best = r1[0] > best ? r1[0] : best;
+            best = r1[channels] > best ? r1[channels] : best;
+            best = r1[2 * channels] > best ? r1[2 * channels] : best;
+            best = r2[0] > best ? r2[0] : best;
+            best = r2[channels] > best ? r2[channels] : best;
+            best = r2[2 * channels] > best ? r2[2 * channels] : best;
             q = best + zero;
             if (lut) q = lut[q];
-            out[(u + 1) * channels + c] = (int16_t)(q - next_zero);
+            dst[c] = (int16_t)(q - next_zero);
         }
     }
     for (c = 0; c < channels; c++) out[c] = out[(width_out + 1) * channels + c] = 0;

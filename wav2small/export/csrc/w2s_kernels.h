@@ -76,6 +76,11 @@ static inline uint8_t w2s_requantize(int32_t acc, float scale, int32_t zero) {
     return (uint8_t)(w2s_round_even(v) + zero);
 }
 
+/* most output channels of a convolution (the kernels' stack buffers) */
+#ifndef W2S_MAX_CHANNELS
+#define W2S_MAX_CHANNELS 64
+#endif
+
 /* A quantised convolution over (time, mel) images stored one time row at a time.
  * Input rows are "expanded": int16 values x - x_zero, channels last, one padding position of
  * zeros on each side of the mel axis and at least 4 spare values at the end: position p of a row
@@ -92,8 +97,8 @@ typedef struct {
     int32_t next_zero;        /* zero point subtracted when writing the expanded output */
 } w2s_conv;
 
-/* One output time row: rows[dt] (dt = 0 .. taps - 1) are the expanded input rows t - 1, t, t + 1
- * (for 3 taps) or t; a null row is zero padding. Writes the expanded output row (width positions,
+/* One output time row. rows: the expanded input rows t - 1, t, t + 1 (3 taps) or rows[0] = row t
+ * (1 tap); padding rows are rows of zeros. Writes the expanded output row (width positions,
  * out + (p + 1) * c_out, zero padding around it) and, if out_q is not null, the uint8 values
  * (width x c_out) as well. */
 void w2s_conv_row(const w2s_conv *conv, const int16_t *const rows[3], int width, int16_t *out, uint8_t *out_q);
@@ -102,10 +107,10 @@ void w2s_conv_row(const w2s_conv *conv, const int16_t *const rows[3], int width,
 void w2s_expand(const uint8_t *src, int n, int32_t zero, int16_t *dst);
 
 /* One output row of the 3x3 stride-2 max-pool with padding 1 (time and mel): rows[0..2] are the
- * expanded input rows 2u - 1, 2u, 2u + 1 (null: padding, skipped), width in, (width + 1) / 2 out,
- * written expanded (values - zero of the input, zero padding around it). The inputs are ReLU
- * outputs, so skipping padding equals padding with -inf. lut (or null) maps the uint8 maximum to
- * the next layer's quantisation, whose zero point is next_zero. */
+ * expanded input rows 2u - 1, 2u, 2u + 1 (rows of zeros: padding), width in, (width + 1) / 2 out,
+ * written expanded (values - zero of the input, zero padding around it). The inputs must be ReLU
+ * outputs (values - zero >= 0): then zero padding equals the -inf padding of MaxPool. lut (or
+ * null) maps the uint8 maximum to the next layer's quantisation, whose zero point is next_zero. */
 void w2s_maxpool_row(const int16_t *const rows[3], int width, int channels, int32_t zero, const uint8_t *lut,
                      int32_t next_zero, int16_t *out);
 
