@@ -68,8 +68,9 @@ class Network:
     n_fft: int
     hop: int
     frames_per_chunk: int
-    prenorm_carry: np.ndarray  # float32 (frames_per_chunk,)
-    prenorm_mix: np.ndarray  # float32 (frames_per_chunk, frames_per_chunk)
+    prenorm_carry: np.ndarray  # float32 (frames_per_chunk,) a^(k+1)
+    prenorm_mix: np.ndarray  # float32 (frames_per_chunk, frames_per_chunk) a^(k-j), lower triangle
+    prenorm_gain: np.float32  # 1 - a
     dft_real: np.ndarray  # float32 (bins, n_fft)
     dft_imag: np.ndarray
     mel: np.ndarray  # float32 (bins, n_mels)
@@ -270,9 +271,9 @@ def read_network(proto: onnx.ModelProto, *, prenorm_seconds: float = 2.0, chunk:
     a = np.exp(-hop / (prenorm_seconds * 16000.0))
     k = np.arange(frames)
     carry = (a ** (k + 1)).astype(np.float32)
-    mix = np.where(k[:, None] >= k[None, :], (1 - a) * a ** np.maximum(k[:, None] - k[None, :], 0), 0.0).astype(np.float32)
+    mix = np.where(k[:, None] >= k[None, :], a ** np.maximum(k[:, None] - k[None, :], 0), 0.0).astype(np.float32)
     return Network(channels=channels, n_mels=mel.shape[1], n_fft=n_fft, hop=hop, frames_per_chunk=frames,
-                   prenorm_carry=carry, prenorm_mix=mix, dft_real=real, dft_imag=imag, mel=mel.astype(np.float32),
+                   prenorm_carry=carry, prenorm_mix=mix, prenorm_gain=np.float32(1 - a), dft_real=real, dft_imag=imag, mel=mel.astype(np.float32),
                    logmel_scale=logmel_scale, logmel_zero=logmel_zero, convs=convs, pool_zero=pool_zero,
                    pool_lut=None, pool_next_zero=pool_next_zero, lin=lin, sof=sof, decay=decay, head=head,
                    out_scale=out_scale)
@@ -395,7 +396,7 @@ def write_bundle(net: Network, out_dir, *, hop_chunks: int = 16) -> list[Path]:
         _c_array("int8_t", "head_weight", head.weight.reshape(head.weight.shape[0], -1)),
         _c_array("int32_t", "head_bias", head.bias),
         "\nconst w2s_model w2s_weights = {\n",
-        "    prenorm_carry, prenorm_mix, dft_real, dft_imag, mel_first, mel_count, mel_weight,\n",
+        f"    prenorm_carry, prenorm_mix, {_c_float(net.prenorm_gain)}, dft_real, dft_imag, mel_first, mel_count, mel_weight,\n",
         f"    {_c_float(net.logmel_scale)}, {net.logmel_zero},\n",
         "    {" + ",\n     ".join(inits) + "},\n",
         f"    {net.pool_zero}, 0, {net.pool_next_zero},\n",

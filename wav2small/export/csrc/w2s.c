@@ -80,8 +80,8 @@ static void commit(w2s_state *s, int stage, int32_t i, int32_t batch_first) {
         w2s_conv_row(stage_conv(stage), rows, stage_width(stage), stage_row(s, stage + 1, t), 0);
         commit(s, stage + 1, t, batch_first);
     } else { /* l7 output row t: position t - batch_first of this chunk's batch */
-        w2s_conv_row(stage_conv(7), rows, M2, s->scratch[0], 0);
-        attention_inputs(s->scratch[0], s->values[t - batch_first], s->logits[t - batch_first]);
+        w2s_conv_row(stage_conv(7), rows, M2, s->scratch.rows[0], 0);
+        attention_inputs(s->scratch.rows[0], s->values[t - batch_first], s->logits[t - batch_first]);
     }
 }
 
@@ -156,11 +156,8 @@ static const int16_t *pending(w2s_state *s, int stage, int32_t i, const int16_t 
 static void read_out(w2s_state *s) {
     const w2s_model *w = &w2s_weights;
     const int16_t *in = 0, *rows[3];
-    int16_t *out = s->scratch[0];
+    int16_t *out = s->scratch.rows[0];
     int n_in = 0, stage;
-    float att_max[W2S_CELLS], att_den[W2S_CELLS], att_num[W2S_CELLS];
-    float pooled[C][M2];
-    uint8_t features[C * (M2 + C)];
     int c, m, o, i;
     for (stage = 0; stage < 8; stage++) {
         const int size_in = stage == 0 ? W2S_ROW_IN : stage < 4 ? W2S_ROW : W2S_ROW2;
@@ -188,30 +185,35 @@ static void read_out(w2s_state *s) {
             }
         }
         in = out, n_in = n_out;
-        out = s->scratch[out == s->scratch[0] ? 1 : 0];
+        out = s->scratch.rows[out == s->scratch.rows[0] ? 1 : 0];
     }
     for (i = 0; i < n_in; i++) attention_inputs(in + i * W2S_ROW2, s->values[i], s->logits[i]);
-    for (i = 0; i < W2S_CELLS; i++) att_max[i] = s->att_max[i], att_den[i] = s->att_den[i], att_num[i] = s->att_num[i];
-    merge((const uint8_t(*)[W2S_CELLS])s->values, (const uint8_t(*)[W2S_CELLS])s->logits, n_in, 0, att_max, att_den,
-          att_num);
-    /* pooled (channel, mel), then [pooled, pooled pooled^T] per channel, quantised for the head */
-    for (c = 0; c < C; c++)
-        for (m = 0; m < M2; m++) pooled[c][m] = att_num[m * C + c] / att_den[m * C + c];
-    for (c = 0; c < C; c++) {
-        uint8_t *f = features + c * (M2 + C);
-        int c2;
-        for (m = 0; m < M2; m++) f[m] = w2s_quantize(pooled[c][m], w->feature_scale, w->feature_zero);
-        for (c2 = 0; c2 < C; c2++) {
-            float g = 0.0f;
-            for (m = 0; m < M2; m++) g += pooled[c][m] * pooled[c2][m];
-            f[M2 + c2] = w2s_quantize(g, w->feature_scale, w->feature_zero);
+    /* the provisional rows are used up: the scratch now holds the pooling sums and the features */
+    {
+        float *max = s->scratch.head.max, *den = s->scratch.head.den, *num = s->scratch.head.num;
+        float *pooled = s->scratch.head.pooled; /* (channel, mel) */
+        uint8_t *features = s->scratch.head.features;
+        for (i = 0; i < W2S_CELLS; i++) max[i] = s->att_max[i], den[i] = s->att_den[i], num[i] = s->att_num[i];
+        merge((const uint8_t(*)[W2S_CELLS])s->values, (const uint8_t(*)[W2S_CELLS])s->logits, n_in, 0, max, den, num);
+        for (c = 0; c < C; c++)
+            for (m = 0; m < M2; m++) pooled[c * M2 + m] = num[m * C + c] / den[m * C + c];
+        /* [pooled, pooled pooled^T] per channel, quantised for the head */
+        for (c = 0; c < C; c++) {
+            uint8_t *f = features + c * (M2 + C);
+            int c2;
+            for (m = 0; m < M2; m++) f[m] = w2s_quantize(pooled[c * M2 + m], w->feature_scale, w->feature_zero);
+            for (c2 = 0; c2 < C; c2++) {
+                float g = 0.0f;
+                for (m = 0; m < M2; m++) g += pooled[c * M2 + m] * pooled[c2 * M2 + m];
+                f[M2 + c2] = w2s_quantize(g, w->feature_scale, w->feature_zero);
+            }
         }
-    }
-    for (o = 0; o < 3; o++) {
-        int32_t acc = w->head_bias[o];
-        const int8_t *row = w->head_weight + o * C * (M2 + C);
-        for (i = 0; i < C * (M2 + C); i++) acc += ((int32_t)features[i] - w->feature_zero) * row[i];
-        s->adv[o] = (float)((int32_t)w2s_requantize(acc, w->head_scale, w->head_zero) - w->head_zero) * w->out_scale;
+        for (o = 0; o < 3; o++) {
+            int32_t acc = w->head_bias[o];
+            const int8_t *row = w->head_weight + o * C * (M2 + C);
+            for (i = 0; i < C * (M2 + C); i++) acc += ((int32_t)features[i] - w->feature_zero) * row[i];
+            s->adv[o] = (float)((int32_t)w2s_requantize(acc, w->head_scale, w->head_zero) - w->head_zero) * w->out_scale;
+        }
     }
 }
 
@@ -234,10 +236,12 @@ int w2s_process(w2s_state *s, const float *chunk) {
         float sum = 0.0f, power = 0.0f, mean, var, norm;
         for (n = 0; n < W2S_HOP; n++) sum += x[n], power += x[n] * x[n];
         v[k][0] = 1.0f, v[k][1] = sum / (float)W2S_HOP, v[k][2] = power / (float)W2S_HOP;
+        /* s_k = (1 - a) sum_j a^(k-j) v_j + a^(k+1) s_before, the ONNX graph's matrix form of
+         * s_k = a s_(k-1) + (1 - a) v_k over the chunk's blocks */
         for (n = 0; n < 3; n++) {
             float mix = 0.0f;
             for (j = 0; j <= k; j++) mix += w->prenorm_mix[k * W2S_FRAMES_PER_CHUNK + j] * v[j][n];
-            stats[n] = w->prenorm_carry[k] * s->prenorm[n] + mix;
+            stats[n] = w->prenorm_gain * mix + w->prenorm_carry[k] * s->prenorm[n];
         }
         mean = stats[1] / stats[0];
         var = stats[2] / stats[0] - mean * mean;

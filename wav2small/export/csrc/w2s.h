@@ -35,8 +35,9 @@
 
 /* what w2s_config.h / w2s_model.c give the engine */
 typedef struct {
-    const float *prenorm_carry;  /* (blocks) a^(k+1) */
-    const float *prenorm_mix;    /* (blocks, blocks) (1 - a) a^(k-j), zero above the diagonal */
+    const float *prenorm_carry;  /* (blocks) a^(k+1): weight of the statistics before the chunk */
+    const float *prenorm_mix;    /* (blocks, blocks) a^(k-j), zero above the diagonal */
+    float prenorm_gain;          /* 1 - a */
     const float *dft_real;       /* (bins, n_fft/2 + 1) windowed DFT basis, Re, samples 0 .. n_fft/2 */
     const float *dft_imag;       /* the same, Im */
     const uint8_t *mel_first;    /* (n_mels) first bin of each mel filter */
@@ -76,7 +77,13 @@ typedef struct {
     uint8_t values[W2S_BATCH][W2S_CELLS];     /* lin and sof outputs of this chunk's positions */
     uint8_t logits[W2S_BATCH][W2S_CELLS];
     float att_max[W2S_CELLS], att_den[W2S_CELLS], att_num[W2S_CELLS];
-    int16_t scratch[2][W2S_SCRATCH];          /* provisional rows at read-out */
+    union {                                   /* read-out only: */
+        int16_t rows[2][W2S_SCRATCH];         /* provisional rows, then */
+        struct {                              /* the pooling sums with them, the features */
+            float max[W2S_CELLS], den[W2S_CELLS], num[W2S_CELLS], pooled[W2S_CELLS];
+            uint8_t features[W2S_CHANNELS * (W2S_N_MELS2 + W2S_CHANNELS)];
+        } head;
+    } scratch;
     float adv[3];
 } w2s_state;
 
