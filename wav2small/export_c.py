@@ -178,32 +178,6 @@ def _requant_lut(scale_in, zero_in, scale_out, zero_out, relu: bool) -> np.ndarr
     return np.clip(q, 0, 255).astype(np.uint8)
 
 
-def _follow(g: _Graph, q_node):
-    """From a layer's output QuantizeLinear, through DequantizeLinear and the element-wise and
-    data-movement ops after it, to the QuantizeLinear of the next quantised input. Returns
-    (next QuantizeLinear or None, whether a Relu was passed, whether a MaxPool was passed)."""
-    relu = pool = False
-    name = q_node.output[0]
-    seen = 0
-    while seen < 32:
-        seen += 1
-        readers = g.consumers.get(name, [])
-        nxt = [r for r in readers if r.op_type != "QuantizeLinear" or r is not q_node]
-        if not nxt:
-            return None, relu, pool
-        node = nxt[0]
-        if node.op_type == "QuantizeLinear":
-            return node, relu, pool
-        if node.op_type == "Relu":
-            relu = True
-        elif node.op_type == "MaxPool":
-            pool = True
-        elif node.op_type not in ("DequantizeLinear", "Concat", "Slice", "Mul", "Identity", "Reshape", "Transpose"):
-            return None, relu, pool
-        name = node.output[0]
-    return None, relu, pool
-
-
 def read_network(proto: onnx.ModelProto, *, prenorm_seconds: float = 2.0, chunk: int = 512, decay: float = 0.0) -> Network:
     """The C engine's view of a Wav2Small int8 QDQ graph.
 
@@ -230,23 +204,26 @@ def read_network(proto: onnx.ModelProto, *, prenorm_seconds: float = 2.0, chunk:
         raise CExportError(f"expected Wav2Small's 7 quantised 3x3 convolutions, 2 1x1 convolutions and a quantised head, "
                            f"found {len(convs3)}, {len(convs1)} and {len(gemms)} (export with --activations all)")
     convs = [_quant_conv(g, n) for n in convs3]
-    pool_zero = pool_next_zero = None
-    for i, node in enumerate(convs3):
-        target, relu, pool = _follow(g, g.quantizer(node.output[0]))
-        if target is None:
-            raise CExportError(f"Conv {node.name!r}: no quantised input after it")
-        scale, zero = g.q_params(target)
-        conv = convs[i]
-        conv.lut = _requant_lut(conv.y_scale, conv.y_zero, scale, zero, relu)
-        conv.next_zero = zero
-        if pool:
-            pool_zero = zero
-            after, _, _ = _follow(g, target)
-            pool_next_zero = g.q_params(after)[1] if after is not None else zero
-    if pool_zero is None:
-        raise CExportError("no max-pool between the quantised convolutions")
-    # lin and sof: the product lin(x) * softmax(sof(x)) tells them apart
     ones = [_quant_conv(g, n) for n in convs1]
+    if sum(n.op_type == "Relu" for n in g.nodes) < len(convs):
+        raise CExportError("expected a ReLU after every 3x3 convolution")
+    pools = [n for n in g.nodes if n.op_type == "MaxPool"]
+    if len(pools) != 1:
+        raise CExportError(f"expected one max-pool in the network body, found {len(pools)}")
+    # The max-pool runs on uint8 values: on its own input's quantisation if the graph quantises
+    # it, else on l4's (a maximum commutes with the monotone QuantizeLinear).
+    pool_in = g.dequantized(pools[0].input[0])
+    pool_scale, pool_zero = (np.float32(pool_in[1]), int(pool_in[2])) if pool_in else (convs[3].x_scale, convs[3].x_zero)
+    # each layer's output stage maps, through ReLU, onto the next layer's input quantisation
+    targets = [(c.x_scale, c.x_zero) for c in convs[1:3]] + [(pool_scale, pool_zero)] + \
+              [(c.x_scale, c.x_zero) for c in convs[4:]] + [(ones[0].x_scale, ones[0].x_zero)]
+    for conv, (scale, zero) in zip(convs, targets):
+        conv.lut = _requant_lut(conv.y_scale, conv.y_zero, scale, zero, relu=True)
+        conv.next_zero = zero
+    pool_lut = _requant_lut(pool_scale, pool_zero, convs[3].x_scale, convs[3].x_zero, relu=False)
+    pool_lut = None if np.array_equal(pool_lut, np.arange(256)) else pool_lut
+    pool_next_zero = convs[3].x_zero
+    # lin and sof: the product lin(x) * softmax(sof(x)) tells them apart
     softmax_side = [any(r.op_type in ("Softmax", "ReduceMax", "Exp", "Sub") for r in _float_readers(g, n)) for n in convs1]
     if softmax_side.count(True) != 1:
         raise CExportError("cannot tell the attention values (lin) from the logits (sof)")
@@ -275,7 +252,7 @@ def read_network(proto: onnx.ModelProto, *, prenorm_seconds: float = 2.0, chunk:
     return Network(channels=channels, n_mels=mel.shape[1], n_fft=n_fft, hop=hop, frames_per_chunk=frames,
                    prenorm_carry=carry, prenorm_mix=mix, prenorm_gain=np.float32(1 - a), dft_real=real, dft_imag=imag, mel=mel.astype(np.float32),
                    logmel_scale=logmel_scale, logmel_zero=logmel_zero, convs=convs, pool_zero=pool_zero,
-                   pool_lut=None, pool_next_zero=pool_next_zero, lin=lin, sof=sof, decay=decay, head=head,
+                   pool_lut=pool_lut, pool_next_zero=pool_next_zero, lin=lin, sof=sof, decay=decay, head=head,
                    out_scale=out_scale)
 
 
@@ -393,13 +370,14 @@ def write_bundle(net: Network, out_dir, *, hop_chunks: int = 16) -> list[Path]:
         _c_array("uint8_t", "mel_first", mel_first), _c_array("uint8_t", "mel_count", mel_count),
         _c_array("float", "mel_weight", mel_weight),
         *parts, lin_arrays, sof_arrays,
+        _c_array("uint8_t", "pool_lut", net.pool_lut) if net.pool_lut is not None else "",
         _c_array("int8_t", "head_weight", head.weight.reshape(head.weight.shape[0], -1)),
         _c_array("int32_t", "head_bias", head.bias),
         "\nconst w2s_model w2s_weights = {\n",
         f"    prenorm_carry, prenorm_mix, {_c_float(net.prenorm_gain)}, dft_real, dft_imag, mel_first, mel_count, mel_weight,\n",
         f"    {_c_float(net.logmel_scale)}, {net.logmel_zero},\n",
         "    {" + ",\n     ".join(inits) + "},\n",
-        f"    {net.pool_zero}, 0, {net.pool_next_zero},\n",
+        f"    {net.pool_zero}, {'pool_lut' if net.pool_lut is not None else '0'}, {net.pool_next_zero},\n",
         f"    {lin_init},\n    {sof_init},\n",
         f"    {_c_float(net.lin.y_scale)}, {_c_float(net.sof.y_scale)}, {net.lin.y_zero}, {net.sof.y_zero},\n",
         f"    {_c_float(net.decay)},\n",

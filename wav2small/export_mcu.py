@@ -32,9 +32,15 @@ class ToolchainMissing(RuntimeError):
 
 
 def missing_tools(*, device: bool = True) -> list[str]:
-    """Programs (of the host build, and with ``device`` of the Cortex-M4 build and QEMU) not found."""
+    """Programs (of the host build, and with ``device`` of the Cortex-M4 build, its C library and
+    QEMU) not found."""
     tools = ["cc"] + (["arm-none-eabi-gcc", "arm-none-eabi-size", "qemu-system-arm"] if device else [])
-    return [t for t in tools if shutil.which(t) is None]
+    missing = [t for t in tools if shutil.which(t) is None]
+    if device and "arm-none-eabi-gcc" not in missing:
+        specs = subprocess.run(["arm-none-eabi-gcc", "-print-file-name=rdimon.specs"], capture_output=True, text=True)
+        if not Path(specs.stdout.strip()).is_file():
+            missing.append("newlib (rdimon.specs)")
+    return missing
 
 
 def require_tools(*, device: bool = True) -> None:
