@@ -19,6 +19,14 @@
 #define M2 W2S_N_MELS2
 #define LN10 2.30258512f
 
+/* Indices only matter relative to each other, by their parity and modulo 3 and by their sign (the
+ * start of the stream): past W2S_REBASE_FRAMES frames every index moves back by a multiple of 12
+ * frames (6 pooled positions), so a stream can run for ever in 32-bit integers. */
+#ifndef W2S_REBASE_FRAMES
+#define W2S_REBASE_FRAMES (1L << 24) /* 9.3 hours at 500 frames/s */
+#endif
+#define REBASE_STEP (W2S_REBASE_FRAMES / 24 * 12)
+
 static int slot(int32_t i) { return (int)(i % 3); } /* i >= 0 */
 
 /* the padding rows of the convolutions and the max-pool */
@@ -231,6 +239,8 @@ int w2s_process(w2s_state *s, const float *chunk) {
     const int32_t p = s->position, batch_first = floor_half(p - 3) - 4;
     float v[W2S_FRAMES_PER_CHUNK][3], y[W2S_HOP], stats[3];
     int k, j, n, first;
+    for (n = 0; n < W2S_CHUNK; n++) /* NaN or infinity: refuse the chunk, keep the state */
+        if (!(chunk[n] - chunk[n] == 0.0f)) return -1;
     for (k = 0; k < W2S_FRAMES_PER_CHUNK; k++) {
         const float *x = chunk + k * W2S_HOP;
         float sum = 0.0f, power = 0.0f, mean, var, norm;
@@ -255,6 +265,10 @@ int w2s_process(w2s_state *s, const float *chunk) {
     }
     for (n = 0; n < 3; n++) s->prenorm[n] = stats[n];
     s->position = p + W2S_FRAMES_PER_CHUNK;
+    if (s->position > W2S_REBASE_FRAMES) {
+        s->position -= REBASE_STEP;
+        for (n = 0; n < 8; n++) s->last[n] -= n < 4 ? REBASE_STEP : REBASE_STEP / 2;
+    }
     first = batch_first < 0 ? (int)-batch_first : 0;
     if (first < W2S_BATCH)
         merge((const uint8_t(*)[W2S_CELLS])s->values, (const uint8_t(*)[W2S_CELLS])s->logits, W2S_BATCH, first,

@@ -89,7 +89,8 @@ typedef struct {
 
 void w2s_init(w2s_state *s);
 
-/* Process W2S_CHUNK samples; returns 1 when a new result is ready (every W2S_HOP_CHUNKS chunks). */
+/* Process W2S_CHUNK samples; returns 1 when a new result is ready (every W2S_HOP_CHUNKS chunks),
+ * 0 otherwise, and -1 (the chunk refused, the state unchanged) if a sample is NaN or infinite. */
 int w2s_process(w2s_state *s, const float *chunk);
 
 /* [arousal, dominance, valence] of the audio so far, as of the last ready chunk. */

@@ -141,10 +141,14 @@ int main(int argc, char **argv) {
         low = (uint32_t)(uintptr_t)p;
         if (sp - low > peak_stack) peak_stack = sp - low;
         instructions += (uint64_t)((t0 - t1) & 0xFFFFFFu) * INSTRUCTIONS_PER_TICK;
-        if (ready) readout_instructions += (uint64_t)((t0 - t1) & 0xFFFFFFu) * INSTRUCTIONS_PER_TICK, readouts++;
+        if (ready > 0) readout_instructions += (uint64_t)((t0 - t1) & 0xFFFFFFu) * INSTRUCTIONS_PER_TICK, readouts++;
 #else
         ready = w2s_process(&state, chunk);
 #endif
+        if (ready < 0) {
+            fprintf(stderr, "%s: chunk %ld holds a NaN or infinite sample\n", argv[1], chunks + 1);
+            return 1;
+        }
         chunks++;
         if (ready) {
             w2s_result(&state, adv);
