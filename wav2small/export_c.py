@@ -267,17 +267,20 @@ def _float_readers(g: _Graph, conv_node):
 
 
 def pack_conv_weight(weight: np.ndarray) -> tuple[np.ndarray, int]:
-    """int8 (c_out, c_in, kt, km) -> the byte order of w2s_conv_row: per pair of output channels,
-    per time tap, groups of 4 weights (taps along mel x channels, zero padded to ``run``), the two
-    channels' groups interleaved and each group's bytes stored as w0 w2 w1 w3 (so that SXTB16 and
-    SXTB16-ROR8 unpack the pairs (w0, w1) and (w2, w3)). An odd last channel gets a zero partner."""
+    """int8 (c_out, c_in, kt, km) -> the byte order of w2s_conv_row, and the run.
+
+    Per pair of output channels, per time tap: groups of 4 weights (mel taps x input channels,
+    zero padded to ``run``, a multiple of 4), the two channels' groups interleaved, and each
+    group's bytes stored as w0 w2 w1 w3 (so that SXTB16 and SXTB16-ROR8 unpack the pairs (w0, w1)
+    and (w2, w3)). An odd last channel follows on its own (not interleaved)."""
     c_out, c_in, kt, km = weight.shape
     run = -(-km * c_in // 4) * 4
-    c_pad = c_out + c_out % 2
-    per = np.zeros((c_pad, kt, run), np.int8)
-    per[:c_out, :, :km * c_in] = weight.transpose(0, 2, 3, 1).reshape(c_out, kt, km * c_in)
-    per = per.reshape(c_pad, kt, run // 4, 4)[..., [0, 2, 1, 3]]
-    return per.reshape(c_pad // 2, 2, kt, run // 4, 4).transpose(0, 2, 3, 1, 4).reshape(-1), run
+    per = np.zeros((c_out, kt, run), np.int8)
+    per[:, :, :km * c_in] = weight.transpose(0, 2, 3, 1).reshape(c_out, kt, km * c_in)
+    per = per.reshape(c_out, kt, run // 4, 4)[..., [0, 2, 1, 3]]
+    pairs = c_out // 2 * 2
+    packed = per[:pairs].reshape(pairs // 2, 2, kt, run // 4, 4).transpose(0, 2, 3, 1, 4).reshape(-1)
+    return np.concatenate([packed, per[pairs:].reshape(-1)]), run
 
 
 def _check_rounding(conv: QuantConv, name: str) -> None:

@@ -35,9 +35,23 @@ typedef struct { int32_t a00, a01, a10, a11; } sums;
     "sxtb16 %[t], %[w1], ror #8\n\t"                                                                                  \
     "smlad  %[a10], %[x0], %[t], %[a10]\n\t"                                                                          \
     "smlad  %[a11], %[x1], %[t], %[a11]\n\t"
+/* the same for one output channel (an odd last one): 11 instructions per 8 multiply-adds */
+#define W2S_GROUP_1                                                                                                    \
+    "ldr    %[w0], [%[wp]], #4\n\t"                                                                                   \
+    "ldr    %[x0], [%[xa]], #4\n\t"                                                                                   \
+    "ldr    %[x1], [%[xb]], #4\n\t"                                                                                   \
+    "sxtb16 %[t], %[w0]\n\t"                                                                                          \
+    "smlad  %[a00], %[x0], %[t], %[a00]\n\t"                                                                          \
+    "smlad  %[a01], %[x1], %[t], %[a01]\n\t"                                                                          \
+    "ldr    %[x0], [%[xa]], #4\n\t"                                                                                   \
+    "ldr    %[x1], [%[xb]], #4\n\t"                                                                                   \
+    "sxtb16 %[t], %[w0], ror #8\n\t"                                                                                  \
+    "smlad  %[a00], %[x0], %[t], %[a00]\n\t"                                                                          \
+    "smlad  %[a01], %[x1], %[t], %[a01]\n\t"
 /* a tap's groups, two per loop iteration when run is a multiple of 8 */
 #define W2S_GROUPS(label) label ":\n\t" W2S_GROUP "cmp %[xa], %[end]\n\t" "bne " label "b\n\t"
 #define W2S_GROUPS2(label) label ":\n\t" W2S_GROUP W2S_GROUP "cmp %[xa], %[end]\n\t" "bne " label "b\n\t"
+#define W2S_GROUPS_1(label) label ":\n\t" W2S_GROUP_1 "cmp %[xa], %[end]\n\t" "bne " label "b\n\t"
 /* to the next tap: xa, xb and end move on to the next row */
 #define W2S_NEXT_TAP(jump)                                                                                              \
     "ldr    %[t], %[" jump "]\n\t"                                                                                    \
@@ -73,6 +87,27 @@ static inline void dot_2x2(const int8_t *w, const int16_t *xa, const int16_t *xb
 #undef W2S_OPERANDS
     s->a00 = a00, s->a01 = a01, s->a10 = a10, s->a11 = a11;
 }
+
+static inline void dot_1x2(const int8_t *w, const int16_t *xa, const int16_t *xb, int taps, int run, const int32_t jump[2],
+                           sums *s) {
+    int32_t a00 = s->a00, a01 = s->a01;
+    int32_t geometry[3];
+    const int16_t *end = xa + run;
+    uint32_t w0, x0, x1, t;
+    geometry[0] = 2 * run, geometry[1] = 2 * jump[0], geometry[2] = 2 * jump[1];
+#define W2S_OPERANDS                                                                                                   \
+    : [a00] "+r"(a00), [a01] "+r"(a01), [wp] "+r"(w), [xa] "+r"(xa), [xb] "+r"(xb), [end] "+r"(end), [w0] "=&r"(w0),   \
+      [x0] "=&r"(x0), [x1] "=&r"(x1), [t] "=&r"(t)                                                                      \
+    : [runb] "m"(geometry[0]), [jump1] "m"(geometry[1]), [jump2] "m"(geometry[2])                                        \
+    : "cc", "memory"
+    if (taps == 3)
+        __asm__ volatile(W2S_GROUPS_1("1") W2S_NEXT_TAP("jump1") W2S_GROUPS_1("2") W2S_NEXT_TAP("jump2")
+                         W2S_GROUPS_1("3") W2S_OPERANDS);
+    else
+        __asm__ volatile(W2S_GROUPS_1("1") W2S_OPERANDS);
+#undef W2S_OPERANDS
+    s->a00 = a00, s->a01 = a01;
+}
 #else
 static inline void dot_2x2(const int8_t *w, const int16_t *xa, const int16_t *xb, int taps, int run, const int32_t jump[2],
                            sums *s) {
@@ -87,6 +122,20 @@ static inline void dot_2x2(const int8_t *w, const int16_t *xa, const int16_t *xb
             s->a01 = w2s_smlad(w2s_pair(xb + 2), hi0, w2s_smlad(w2s_pair(xb), lo0, s->a01));
             s->a10 = w2s_smlad(w2s_pair(xa + 2), hi1, w2s_smlad(w2s_pair(xa), lo1, s->a10));
             s->a11 = w2s_smlad(w2s_pair(xb + 2), hi1, w2s_smlad(w2s_pair(xb), lo1, s->a11));
+        }
+    }
+}
+
+static inline void dot_1x2(const int8_t *w, const int16_t *xa, const int16_t *xb, int taps, int run, const int32_t jump[2],
+                           sums *s) {
+    const uint32_t *wp = (const uint32_t *)(const void *)w;
+    int dt, g;
+    for (dt = 0; dt < taps; dt++) {
+        if (dt > 0) xa += jump[dt - 1], xb += jump[dt - 1];
+        for (g = 0; g < run / 4; g++, wp++, xa += 4, xb += 4) {
+            const uint32_t lo = w2s_sxtb16(wp[0]), hi = w2s_sxtb16_ror8(wp[0]);
+            s->a00 = w2s_smlad(w2s_pair(xa + 2), hi, w2s_smlad(w2s_pair(xa), lo, s->a00));
+            s->a01 = w2s_smlad(w2s_pair(xb + 2), hi, w2s_smlad(w2s_pair(xb), lo, s->a01));
         }
     }
 }
@@ -123,13 +172,18 @@ void w2s_conv_row(const w2s_conv *conv, const int16_t *const rows[3], int width,
         const int mb = m + 1 < width ? m + 1 : m;
         const int16_t *xa = rows[0] + (m + first) * c_in, *xb = rows[0] + (mb + first) * c_in;
         const int8_t *w = conv->weight;
-        /* an odd last channel has a partner with zero weights (and a zero bias) */
-        for (oc = 0; oc < c_out; oc += 2, w += 2 * taps * run) {
+        for (oc = 0; oc + 1 < c_out; oc += 2, w += 2 * taps * run) {
             sums sum;
             sum.a00 = sum.a01 = conv->bias[oc];
             sum.a10 = sum.a11 = conv->bias[oc + 1];
             dot_2x2(w, xa, xb, taps, run, jump, &sum);
             acc[0][oc] = sum.a00, acc[1][oc] = sum.a01, acc[0][oc + 1] = sum.a10, acc[1][oc + 1] = sum.a11;
+        }
+        if (oc < c_out) { /* an odd last channel */
+            sums sum;
+            sum.a00 = sum.a01 = conv->bias[oc];
+            dot_1x2(w, xa, xb, taps, run, jump, &sum);
+            acc[0][oc] = sum.a00, acc[1][oc] = sum.a01;
         }
         for (oc = 0; oc < c_out; oc++) {
             uint32_t qa = output_stage(acc[0][oc], conv->scale[oc], offset);

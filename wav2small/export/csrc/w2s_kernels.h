@@ -89,7 +89,7 @@ typedef struct {
     int16_t c_in, c_out;      /* channels */
     int16_t taps;             /* kernel size along time and mel: 3 (padding 1) or 1 */
     int16_t run;              /* weights per (output channel, time tap): taps * c_in rounded up to 4 */
-    const int8_t *weight;     /* see w2s_conv_row: pairs of output channels interleaved per 4 bytes */
+    const int8_t *weight;     /* pairs of output channels interleaved per 4 bytes (see the generator) */
     const int32_t *bias;      /* (c_out) int32 at scale x_scale * w_scale */
     const float *scale;       /* (c_out) x_scale * w_scale / y_scale */
     int32_t y_zero;           /* zero point of the convolution's output */
