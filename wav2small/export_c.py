@@ -30,6 +30,8 @@ KNOWN_OPS = {
     "Reshape", "Transpose", "Unsqueeze", "Squeeze", "Flatten", "Cast", "Constant", "Cos", "Sin", "Range", "Shape",
     "Gather", "Expand", "Where", "Greater", "GreaterOrEqual", "Less", "Neg", "Identity", "Clip",
 }
+#: most channels per layer (the kernels keep one row's sums on the stack)
+MAX_CHANNELS = 64
 #: exactness bound of the 1.5 * 2^23 rounding trick in the kernels' output stage
 ROUNDING_LIMIT = 2.0**22
 
@@ -169,7 +171,7 @@ def _quant_conv(g: _Graph, node) -> QuantConv:
     return QuantConv(np.ascontiguousarray(w_q), bias, np.float32(x_scale), int(x_zero), w_scale, y_scale, y_zero)
 
 
-def _requant_lut(scale_in, zero_in, scale_out, zero_out, relu: bool) -> np.ndarray:
+def requantisation_table(scale_in, zero_in, scale_out, zero_out, relu: bool) -> np.ndarray:
     """uint8 q -> QuantizeLinear(Relu?(DequantizeLinear(q))) in float32, as onnxruntime computes it."""
     x = (np.arange(256, dtype=np.int32) - zero_in).astype(np.float32) * np.float32(scale_in)
     if relu:
@@ -218,9 +220,9 @@ def read_network(proto: onnx.ModelProto, *, prenorm_seconds: float = 2.0, chunk:
     targets = [(c.x_scale, c.x_zero) for c in convs[1:3]] + [(pool_scale, pool_zero)] + \
               [(c.x_scale, c.x_zero) for c in convs[4:]] + [(ones[0].x_scale, ones[0].x_zero)]
     for conv, (scale, zero) in zip(convs, targets):
-        conv.lut = _requant_lut(conv.y_scale, conv.y_zero, scale, zero, relu=True)
+        conv.lut = requantisation_table(conv.y_scale, conv.y_zero, scale, zero, relu=True)
         conv.next_zero = zero
-    pool_lut = _requant_lut(pool_scale, pool_zero, convs[3].x_scale, convs[3].x_zero, relu=False)
+    pool_lut = requantisation_table(pool_scale, pool_zero, convs[3].x_scale, convs[3].x_zero, relu=False)
     pool_lut = None if np.array_equal(pool_lut, np.arange(256)) else pool_lut
     pool_next_zero = convs[3].x_zero
     # lin and sof: the product lin(x) * softmax(sof(x)) tells them apart
@@ -232,6 +234,8 @@ def read_network(proto: onnx.ModelProto, *, prenorm_seconds: float = 2.0, chunk:
     out_q = g.quantizer(gemms[0].output[0])
     out_scale, _ = g.q_params(out_q)
     channels = convs[0].weight.shape[0]
+    if channels > MAX_CHANNELS:
+        raise CExportError(f"{channels} channels: the C kernels take at most {MAX_CHANNELS}")
     dft = [n for n in g.nodes if n.op_type == "Conv" and n not in quantised]
     if len(dft) != 2:
         raise CExportError(f"expected the two DFT convolutions of the log-mel front-end, found {len(dft)}")
@@ -393,3 +397,54 @@ def write_bundle(net: Network, out_dir, *, hop_chunks: int = 16) -> list[Path]:
     for name in SOURCES:
         shutil.copyfile(CSRC / name, out_dir / name)
     return [out_dir / n for n in (*GENERATED, *SOURCES)]
+
+
+def bundle_readme(net: Network, *, hop_chunks: int, source: str, device: dict | None = None) -> str:
+    """README.md of a bundle: what it is, the API, how to build and run it, what is exact."""
+    chunk = net.frames_per_chunk * net.hop
+    lines = [
+        f"# wav2small on a microcontroller: {source}",
+        "",
+        f"Streaming speech emotion (arousal, dominance, valence) in plain C99: {net.channels} channels, "
+        f"{net.n_mels} mel bands, chunks of {chunk} samples ({chunk / 16:g} ms at 16 kHz), a result every "
+        f"{hop_chunks} chunks ({hop_chunks * chunk / 16000:g} s) for all the audio so far.",
+        "",
+        "| file | what |",
+        "|---|---|",
+        "| `w2s.h` | the API and the state (one struct, `sizeof` a compile-time constant) |",
+        "| `w2s.c` | the streaming engine |",
+        "| `w2s_kernels.c`, `w2s_math.c` | int8 kernels (SMLAD on Cortex-M4/M7/M33/M55, portable C elsewhere), log and exp |",
+        "| `w2s_config.h`, `w2s_model.c` | this model: sizes, int8 weights and quantisation (const: flash) |",
+        "| `w2s_main.c` | a program that streams a WAV file and prints one CSV row per result |",
+        "| `cortex-m4/` | start-up code and linker script for QEMU's mps2-an386 board, a bare firmware |",
+        "| `Makefile` | the builds below |",
+        "",
+        "```c",
+        "static w2s_state s;            /* no heap, no OS; the C library is not needed (math.h for sqrtf) */",
+        "float adv[3];",
+        "w2s_init(&s);",
+        f"while (read_chunk(chunk))      /* {chunk} float samples, 16 kHz mono, any gain */",
+        "    if (w2s_process(&s, chunk) == 1) w2s_result(&s, adv);",
+        "```",
+        "",
+        "Build and run: `make && ./w2s_stream speech.wav` (host); `make run-m4 IN=speech.wav OUT=out.csv` "
+        "(Cortex-M4F under QEMU: needs Debian's gcc-arm-none-eabi, libnewlib-arm-none-eabi, qemu-system-arm); "
+        "`make w2s_firmware.elf` (the bare image whose size a device needs).",
+        "",
+        "Arithmetic: the network body (seven 3x3 convolutions, the max-pool, the attention values and logits, the "
+        "head) runs on int8 weights and uint8 activations with int32 sums and onnxruntime's requantisation "
+        "(float32 multiplier, round half to even), bit for bit as onnxruntime runs the streaming int8 ONNX graph. "
+        "The input normalisation, the log-mel front-end, the online softmax sums and the Gram matrix are single "
+        "precision float, in the graph's order of operations but not its summation order or its log and exp: "
+        "they agree with onnxruntime to float rounding (about 1e-7 relative), and a value that lands within that of "
+        "a quantisation step's edge can be rounded to the neighbouring int8 step. Host and device builds give "
+        "identical bits (no floating-point contraction, no C library log or exp).",
+    ]
+    if device:
+        lines += ["", "Cortex-M4F, emulated (QEMU mps2-an386, instructions counted):", "",
+                  "| flash (code + constants) | RAM (state + chunk buffer + peak stack) | instructions per second of audio | "
+                  "clock for real time at 1 instruction per cycle |", "|---|---|---|---|",
+                  f"| {device['flash_bytes'] / 1024:.1f} KiB | {device['ram_bytes'] / 1024:.1f} KiB "
+                  f"({device['state_bytes'] / 1024:.1f} + {chunk * 4 / 1024:.1f} + {device['peak_stack_bytes'] / 1024:.1f}) | "
+                  f"{device['instructions_per_second'] / 1e6:.1f} M | {device['real_time_mhz']:.0f} MHz (an estimate) |"]
+    return "\n".join(lines) + "\n"

@@ -94,8 +94,10 @@ static void commit(w2s_state *s, int stage, int32_t i, int32_t batch_first) {
 }
 
 /* Log-mel frame from the normalised samples prev (n_fft - hop) and cur (hop): power spectrum by
- * the windowed DFT (the basis is symmetric: x[n] and x[n_fft - n] share a coefficient), mel
- * filters, 10 log10(max(mel, 1e-10)), quantised and expanded into an l1 input row. */
+ * the windowed DFT, mel filters, 10 log10(max(mel, 1e-10)), quantised and expanded into an l1
+ * input row. The windowed basis is symmetric (n and n_fft - n), so x[n] and x[n_fft - n] share the
+ * coefficient of n: half the multiplications, a difference from the graph's basis of rounding
+ * size only (the float32 basis values of n and n_fft - n can differ in their last bit). */
 static void logmel(const float *prev, const float *cur, int16_t *row) {
     const w2s_model *w = &w2s_weights;
     const int half = W2S_N_FFT / 2, width = half + 1;

@@ -163,7 +163,7 @@ void w2s_conv_row(const w2s_conv *conv, const int16_t *const rows[3], int width,
     const int first = taps == 3 ? 0 : 1; /* expanded position of the first tap of output 0 */
     const int32_t offset = 0x4B400000 - conv->y_zero, next_zero = conv->next_zero;
     const uint8_t *lut = conv->lut;
-    int32_t jump[2], acc[2][W2S_MAX_CHANNELS + 1];
+    int32_t jump[2], acc[2][W2S_MAX_CHANNELS];
     int m, oc;
     if (taps == 3) jump[0] = (int32_t)(rows[1] - rows[0]) - run, jump[1] = (int32_t)(rows[2] - rows[1]) - run;
     else jump[0] = jump[1] = 0;

@@ -76,10 +76,8 @@ static inline uint8_t w2s_requantize(int32_t acc, float scale, int32_t zero) {
     return (uint8_t)(w2s_round_even(v) + zero);
 }
 
-/* most output channels of a convolution (the kernels' stack buffers) */
-#ifndef W2S_MAX_CHANNELS
+/* most output channels of a convolution (the kernels' stack buffers); the generator checks it */
 #define W2S_MAX_CHANNELS 64
-#endif
 
 /* A quantised convolution over (time, mel) images stored one time row at a time.
  * Input rows are "expanded": int16 values x - x_zero, channels last, one padding position of
