@@ -88,6 +88,15 @@ class Network:
     head: QuantConv  # weight (3, features, 1, 1); x: the features' quantisation
     out_scale: np.float32
 
+    def macs_per_second(self, sampling_rate: int = 16000) -> int:
+        """Multiply-accumulates per second of audio of the streamed computation (each frame and
+        position once): DFT, mel, the convolutions, lin and sof; the read-out's head is not counted."""
+        frames = sampling_rate / self.hop
+        bins, m2, c = self.n_fft // 2 + 1, (self.n_mels + 1) // 2, self.channels
+        per_frame = 2 * bins * self.n_fft + bins * self.n_mels + self.n_mels * c * 9 + 2 * self.n_mels * c * c * 9
+        per_pooled = 4 * m2 * c * c * 9 + 2 * m2 * c * c
+        return int(round(frames * per_frame + frames / 2 * per_pooled))
+
 
 # reading the graph
 
