@@ -270,10 +270,17 @@ def read_network(proto: onnx.ModelProto, *, prenorm_seconds: float = 2.0, chunk:
 
 
 def _float_readers(g: _Graph, conv_node):
-    """Readers of a quantised conv's dequantised output."""
+    """The ops reading a quantised conv's dequantised output, past layout changes."""
     q = g.quantizer(conv_node.output[0])
-    dq = [r for r in g.consumers.get(q.output[0], []) if r.op_type == "DequantizeLinear"]
-    return [r for d in dq for r in g.consumers.get(d.output[0], [])]
+    names = [r.output[0] for r in g.consumers.get(q.output[0], []) if r.op_type == "DequantizeLinear"]
+    found = []
+    while names:
+        for reader in g.consumers.get(names.pop(), []):
+            if reader.op_type in ("Transpose", "Reshape", "Identity", "Squeeze", "Unsqueeze"):
+                names.append(reader.output[0])
+            else:
+                found.append(reader)
+    return found
 
 
 # writing the bundle
