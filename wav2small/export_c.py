@@ -10,12 +10,15 @@ front-end and the attention sums are single-precision float.
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
+
+from .contract import SAMPLING_RATE
 
 CSRC = Path(__file__).parent / "export" / "csrc"
 #: fixed sources copied into every bundle (paths relative to CSRC)
@@ -28,8 +31,14 @@ KNOWN_OPS = {
     "Conv", "Gemm", "MatMul", "QuantizeLinear", "DequantizeLinear", "Relu", "MaxPool", "Softmax", "Mul", "Add", "Sub",
     "Div", "Pow", "Sqrt", "ReduceMean", "ReduceSum", "ReduceMax", "Max", "Min", "Log", "Exp", "Concat", "Slice",
     "Reshape", "Transpose", "Unsqueeze", "Squeeze", "Flatten", "Cast", "Constant", "Cos", "Sin", "Range", "Shape",
-    "Gather", "Expand", "Where", "Greater", "GreaterOrEqual", "Less", "Neg", "Identity", "Clip",
+    "Gather", "Expand", "Where", "Greater", "GreaterOrEqual", "Less", "Neg", "Identity", "Clip", "Mod", "Pad",
 }
+#: metadata key of a streaming graph (JSON: chunk, front-end settings, every state tensor)
+STREAM_METADATA = "wav2small.stream"
+STREAM_INT8_FILE = "model.stream.int8.onnx"
+#: state tensors of a streaming Wav2Small graph (each an input, and an output named next_<name>)
+STATE_NAMES = ("prenorm_stats", "ctx_samples", "ctx_frames", "ctx_l1", "ctx_l2", "ctx_l3", "ctx_pool", "ctx_l4", "ctx_l5",
+               "ctx_l6", "att_max", "att_den", "att_num", "position")
 #: most channels per layer (the kernels keep one row's sums on the stack)
 MAX_CHANNELS = 64
 #: exactness bound of the 1.5 * 2^23 rounding trick in the kernels' output stage
@@ -189,11 +198,41 @@ def requantisation_table(scale_in, zero_in, scale_out, zero_out, relu: bool) -> 
     return np.clip(q, 0, 255).astype(np.uint8)
 
 
-def read_network(proto: onnx.ModelProto, *, prenorm_seconds: float = 2.0, chunk: int = 512, decay: float = 0.0) -> Network:
-    """The C engine's view of a Wav2Small int8 QDQ graph.
+def stream_info(proto: onnx.ModelProto) -> dict:
+    """The streaming record of a graph's metadata (chunk, hop, n_fft, prenorm and decay seconds,
+    states), or a CExportError saying the graph is not a streaming export."""
+    meta = {p.key: p.value for p in proto.metadata_props}
+    names = {i.name for i in proto.graph.input}
+    missing = [n for n in STATE_NAMES if n not in names]
+    if STREAM_METADATA not in meta or missing:
+        raise CExportError("not a streaming export of wav2small: " + (f"no state input(s) {', '.join(missing)}" if missing else
+                           f"no {STREAM_METADATA!r} metadata") + " (export with --streaming --int8 --activations all)")
+    return json.loads(meta[STREAM_METADATA])
+
+
+def evaluate(proto: onnx.ModelProto, names, info: dict) -> list[np.ndarray]:
+    """Values of tensors the graph computes from its constants (the DFT basis), as onnxruntime
+    computes them: one run of a copy with them as outputs, on a silent chunk and the initial state."""
+    import onnxruntime
+
+    model = onnx.ModelProto()
+    model.CopyFrom(proto)
+    for name in names:
+        model.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
+    feeds = {i.name: np.zeros([d.dim_value for d in i.type.tensor_type.shape.dim],
+                              onnx.helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type)) for i in proto.graph.input}
+    for name, state in info["states"].items():
+        feeds[name] = np.full(state["shape"], state["initial"], state["dtype"])
+    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(list(names), feeds)
+
+
+def read_network(proto: onnx.ModelProto) -> Network:
+    """The C engine's view of a streaming Wav2Small int8 (QDQ) graph.
 
     Raises:
-        CExportError: an operator the engine cannot express, or a graph without int8 activations.
+        CExportError: an operator the engine cannot express, a graph that is not a streaming
+            export, or one without int8 activations in every layer of the network body.
     """
     g = _Graph(proto)
     unknown = sorted({n.op_type for n in g.nodes} - KNOWN_OPS)
@@ -201,6 +240,7 @@ def read_network(proto: onnx.ModelProto, *, prenorm_seconds: float = 2.0, chunk:
         node = next(n for n in g.nodes if n.op_type in unknown)
         raise CExportError(f"the C engine cannot express operator {node.op_type} (node {node.name!r}); "
                            "it runs Wav2Small students only")
+    info = stream_info(proto)
     quantised = [n for n in g.nodes if n.op_type in ("Conv", "Gemm") and g.dequantized(n.input[1]) is not None]
     if not quantised:
         raise CExportError("no int8 layers: the graph has no DequantizeLinear weights; export it with --int8")
@@ -234,11 +274,12 @@ def read_network(proto: onnx.ModelProto, *, prenorm_seconds: float = 2.0, chunk:
     pool_lut = requantisation_table(pool_scale, pool_zero, convs[3].x_scale, convs[3].x_zero, relu=False)
     pool_lut = None if np.array_equal(pool_lut, np.arange(256)) else pool_lut
     pool_next_zero = convs[3].x_zero
-    # lin and sof: the product lin(x) * softmax(sof(x)) tells them apart
-    softmax_side = [any(r.op_type in ("Softmax", "ReduceMax", "Exp", "Sub") for r in _float_readers(g, n)) for n in convs1]
-    if softmax_side.count(True) != 1:
+    # lin and sof: by their weights' names (the state-dict names survive the export), else by the
+    # softmax that reads sof's output
+    sof_side = [_is_softmax_logit(g, n) for n in convs1]
+    if sof_side.count(True) != 1:
         raise CExportError("cannot tell the attention values (lin) from the logits (sof)")
-    sof, lin = (ones[0], ones[1]) if softmax_side[0] else (ones[1], ones[0])
+    sof, lin = (ones[0], ones[1]) if sof_side[0] else (ones[1], ones[0])
     head = _quant_conv(g, gemms[0])
     out_q = g.quantizer(gemms[0].output[0])
     out_scale, _ = g.q_params(out_q)
@@ -248,39 +289,53 @@ def read_network(proto: onnx.ModelProto, *, prenorm_seconds: float = 2.0, chunk:
     dft = [n for n in g.nodes if n.op_type == "Conv" and n not in quantised]
     if len(dft) != 2:
         raise CExportError(f"expected the two DFT convolutions of the log-mel front-end, found {len(dft)}")
-    n_fft, hop = int(g.attr(dft[0], "kernel_shape")[0]), int(g.attr(dft[0], "strides")[0])
-    from .export import _dft_reference
-
-    real, imag = (part.astype(np.float32) for part in _dft_reference(n_fft))
+    n_fft, hop, chunk = int(info["n_fft"]), int(info["hop"]), int(info["chunk"])
+    if n_fft != 2 * hop or chunk % (2 * hop):
+        raise CExportError(f"the C engine needs n_fft = 2 hop and a chunk of whole pairs of hops (got n_fft {n_fft}, "
+                           f"hop {hop}, chunk {chunk})")
+    real, imag = (w.reshape(w.shape[0], -1).astype(np.float32) for w in evaluate(proto, [d.input[1] for d in dft], info))
     mel = next((v for v in g.values.values() if v.ndim == 2 and v.dtype == np.float32 and v.shape[0] == n_fft // 2 + 1), None)
     if mel is None:
         raise CExportError("no mel filterbank (bins x n_mels) in the graph")
     first_q = g.producer[g.dequantized(convs3[0].input[0])[0]]
     logmel_scale, logmel_zero = g.q_params(first_q)
     frames = chunk // hop
-    a = np.exp(-hop / (prenorm_seconds * 16000.0))
-    k = np.arange(frames)
-    carry = (a ** (k + 1)).astype(np.float32)
-    mix = np.where(k[:, None] >= k[None, :], a ** np.maximum(k[:, None] - k[None, :], 0), 0.0).astype(np.float32)
+    # the running prenorm's constants: s_k = (1 - a) (within @ v)_k + powers_k s_before
+    within = next((v for v in g.values.values() if v.shape == (frames, frames) and v.dtype == np.float32
+                   and np.all(np.triu(v, 1) == 0) and np.all(np.diag(v) == 1)), None)
+    matmul = next((n for n in g.nodes if n.op_type == "MatMul" and within is not None and g.values.get(n.input[0]) is within), None)
+    gain = next((g.values[r.input[1]] for r in g.consumers.get(matmul.output[0], []) if r.op_type == "Mul"
+                 and r.input[1] in g.values), None) if matmul is not None else None
+    powers = next((g.values[n.input[0]] for n in g.nodes if n.op_type == "Mul" and n.input[0] in g.values
+                   and g.values[n.input[0]].size == frames and g.producer.get(n.input[1]) is not None
+                   and "prenorm_stats" in g.producer[n.input[1]].input), None)
+    if within is None or gain is None or powers is None:
+        raise CExportError("cannot find the running prenorm's constants in the graph")
+    pooled_seconds = 2 * hop / SAMPLING_RATE
+    decay = pooled_seconds / info["decay_seconds"] if info.get("decay_seconds") else 0.0
     return Network(channels=channels, n_mels=mel.shape[1], n_fft=n_fft, hop=hop, frames_per_chunk=frames,
-                   prenorm_carry=carry, prenorm_mix=mix, prenorm_gain=np.float32(1 - a), dft_real=real, dft_imag=imag, mel=mel.astype(np.float32),
+                   prenorm_carry=powers.reshape(-1).astype(np.float32), prenorm_mix=within,
+                   prenorm_gain=np.float32(gain), dft_real=real, dft_imag=imag, mel=mel.astype(np.float32),
                    logmel_scale=logmel_scale, logmel_zero=logmel_zero, convs=convs, pool_zero=pool_zero,
                    pool_lut=pool_lut, pool_next_zero=pool_next_zero, lin=lin, sof=sof, decay=decay, head=head,
                    out_scale=out_scale)
 
 
-def _float_readers(g: _Graph, conv_node):
-    """The ops reading a quantised conv's dequantised output, past layout changes."""
+def _is_softmax_logit(g: _Graph, conv_node) -> bool:
+    """Whether a quantised 1x1 conv computes the attention logits (sof): its weight is named so, or
+    its dequantised output reaches a softmax (Softmax, or the online softmax's ReduceMax) within
+    a few layout, slice and masking ops."""
+    weight = g.dequantized(conv_node.input[1])[0]
+    if ".sof." in weight or ".lin." in weight:
+        return ".sof." in weight
     q = g.quantizer(conv_node.output[0])
     names = [r.output[0] for r in g.consumers.get(q.output[0], []) if r.op_type == "DequantizeLinear"]
-    found = []
-    while names:
-        for reader in g.consumers.get(names.pop(), []):
-            if reader.op_type in ("Transpose", "Reshape", "Identity", "Squeeze", "Unsqueeze"):
-                names.append(reader.output[0])
-            else:
-                found.append(reader)
-    return found
+    for _ in range(4):
+        readers = [r for name in names for r in g.consumers.get(name, [])]
+        if any(r.op_type in ("Softmax", "ReduceMax") for r in readers):
+            return True
+        names = [r.output[0] for r in readers if r.op_type in ("Transpose", "Reshape", "Slice", "Where", "Sub")]
+    return False
 
 
 # writing the bundle
@@ -464,3 +519,86 @@ def bundle_readme(net: Network, *, hop_chunks: int, source: str, device: dict | 
                   f"({device['state_bytes'] / 1024:.1f} + {chunk * 4 / 1024:.1f} + {device['peak_stack_bytes'] / 1024:.1f}) | "
                   f"{device['instructions_per_second'] / 1e6:.1f} M | {device['real_time_mhz']:.0f} MHz (an estimate) |"]
     return "\n".join(lines) + "\n"
+
+
+def export_c(model, out_dir, *, hop_chunks: int = 16, check: bool = True, measure: bool = True) -> dict:
+    """Write the C99 bundle of a streaming int8 Wav2Small for microcontrollers.
+
+    Args:
+        model: a streaming int8 ONNX graph (``model.stream.int8.onnx``, written by
+            ``wav2small export --streaming --int8 --activations all``) or the export folder holding it.
+        out_dir: the bundle's folder, written whole (an error leaves nothing behind; an existing
+            folder is replaced).
+        hop_chunks: chunks per result (16 chunks of 32 ms: a result every 0.512 s).
+        check: compile the bundle on this computer (``cc -std=c99 -Wall -Wextra -Werror``) and compare
+            its results on a 4 s test signal with onnxruntime running the same graph.
+        measure: also build it for a Cortex-M4F and measure flash, RAM and instructions per second
+            of audio under QEMU. Without the toolchain the report says what to install.
+
+    Returns:
+        the report, also written as ``report.json``; the measured figures also go into
+        ``README.md`` of the bundle.
+
+    Raises:
+        CExportError: the graph is not a streaming int8 export, or holds an operator the C engine
+            cannot express (it names it).
+
+    >>> export_c("export/w2s", "export/w2s/c")  # doctest: +SKIP
+    """
+    from .atomic import atomic_directory, write_json
+    from .export_mcu import ToolchainMissing, build_host, device_footprint, makefile, run_host, write_test_audio
+
+    path = Path(model)
+    if path.is_dir():
+        path = path / STREAM_INT8_FILE
+    if not path.is_file():
+        raise CExportError(f"{path}: no such file (give a streaming int8 ONNX graph or its export folder)")
+    proto = onnx.load(str(path))
+    net = read_network(proto)
+    report = {"source": str(path), "model": {"channels": net.channels, "n_mels": net.n_mels, "n_fft": net.n_fft,
+                                             "hop": net.hop, "chunk": net.frames_per_chunk * net.hop,
+                                             "hop_chunks": hop_chunks, "macs_per_second": net.macs_per_second()}}
+    out_dir = Path(out_dir)
+    with atomic_directory(out_dir) as tmp:
+        write_bundle(net, tmp, hop_chunks=hop_chunks)
+        (tmp / "Makefile").write_text(makefile())
+        if check:
+            report["exactness"] = _check_against_onnxruntime(tmp, path, net)
+        if measure:
+            try:
+                report["device"] = device_footprint(tmp, macs_per_second=net.macs_per_second())
+            except ToolchainMissing as missing:
+                report["device"] = {"skipped": str(missing)}
+            for name in ("w2s_stream.elf", "w2s_firmware.elf"):
+                (tmp / name).unlink(missing_ok=True)
+        (tmp / "w2s_stream").unlink(missing_ok=True)
+        device = report.get("device") if "flash_bytes" in report.get("device", {}) else None
+        (tmp / "README.md").write_text(bundle_readme(net, hop_chunks=hop_chunks, source=path.name, device=device))
+        write_json(tmp / "report.json", report)
+    return report
+
+
+def _check_against_onnxruntime(bundle: Path, onnx_path: Path, net: Network, seconds: float = 4.0) -> dict:
+    """Results of the host build, one per chunk, against onnxruntime streaming the graph."""
+    import tempfile
+
+    from .export_mcu import build_host, run_host
+    from .metrics import concordance_cc
+    from .streaming import Stream
+    from .testing import synth_speech
+
+    chunk = net.frames_per_chunk * net.hop
+    with tempfile.TemporaryDirectory() as tmp:
+        program = build_host(bundle, Path(tmp) / "w2s_stream", defines=("-DW2S_HOP_CHUNKS=1",))
+        x = synth_speech(seconds, 0)
+        import soundfile
+
+        soundfile.write(str(Path(tmp) / "check.wav"), x, SAMPLING_RATE, subtype="FLOAT")
+        c = run_host(program, Path(tmp) / "check.wav")[:, 1:].astype(np.float32)
+    stream = Stream(onnx_path, hop=chunk / SAMPLING_RATE, precision="int8")
+    ref = np.array([[e.arousal, e.dominance, e.valence] for e in stream.feed(x)], np.float32)
+    n = min(len(c), len(ref))
+    diff = np.abs(c[:n] - ref[:n])
+    return {"signal_seconds": seconds, "results": n, "identical_results": int((diff.max(axis=1) == 0).sum()),
+            "max_abs_diff": float(diff.max()), "ccc": dict(zip(("arousal", "dominance", "valence"),
+                                                               np.round(np.atleast_1d(concordance_cc(ref[:n], c[:n])), 6).tolist()))}

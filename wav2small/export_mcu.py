@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .contract import SAMPLING_RATE
+
 #: C flags of every build: strict C99; no floating-point contraction, so that host and device
 #: round every float operation the same way
 STRICT_FLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off")
@@ -24,7 +26,6 @@ DEVICE_FIRMWARE = "w2s_firmware.elf"
 #: Debian packages of the device build and its emulator
 DEVICE_PACKAGES = "gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
 QEMU = ("qemu-system-arm", "-M", "mps2-an386", "-nographic", "-icount", "shift=0")
-SAMPLING_RATE = 16000
 
 
 class ToolchainMissing(RuntimeError):
@@ -57,11 +58,11 @@ def _run(command, **kwargs) -> subprocess.CompletedProcess:
     return result
 
 
-def host_command(bundle, output=None) -> list[str]:
+def host_command(bundle, output=None, defines=()) -> list[str]:
     """The host build of the streaming program, as in the bundle's Makefile."""
     bundle = Path(bundle)
     output = output or bundle / HOST_PROGRAM
-    return ["cc", *STRICT_FLAGS, "-I", str(bundle), "-o", str(output),
+    return ["cc", *STRICT_FLAGS, *defines, "-I", str(bundle), "-o", str(output),
             *[str(bundle / s) for s in (*LIBRARY_SOURCES, "w2s_main.c")], "-lm"]
 
 
@@ -116,10 +117,11 @@ clean:
 """
 
 
-def build_host(bundle, output=None) -> Path:
-    """Compile the streaming program for this computer; returns its path."""
+def build_host(bundle, output=None, defines=()) -> Path:
+    """Compile the streaming program for this computer; returns its path. ``defines``: extra
+    -D options (``-DW2S_HOP_CHUNKS=1``: a result after every chunk)."""
     require_tools(device=False)
-    command = host_command(bundle, output)
+    command = host_command(bundle, output, defines)
     _run(command)
     return Path(command[command.index("-o") + 1])
 
@@ -177,19 +179,12 @@ def section_sizes(elf) -> dict[str, int]:
 
 
 def write_test_audio(path, seconds: float, *, seed: int = 0) -> Path:
-    """A voiced, speech-like test signal (gliding pitch, syllable-rate envelope, a little noise) as
-    a 16 kHz float WAV."""
+    """The package's speech-like test signal (:func:`wav2small.testing.synth_speech`) as a 16 kHz float WAV."""
     import soundfile
 
-    rng = np.random.default_rng(seed)
-    n = int(round(seconds * SAMPLING_RATE))
-    t = np.arange(n) / SAMPLING_RATE
-    pitch = 140 + 40 * np.sin(2 * np.pi * 0.7 * t)
-    phase = 2 * np.pi * np.cumsum(pitch) / SAMPLING_RATE
-    voice = sum(np.sin(k * phase) / k for k in range(1, 8))
-    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * t) ** 2
-    x = 0.1 * voice * envelope + 0.01 * rng.standard_normal(n)
-    soundfile.write(str(path), x.astype(np.float32), SAMPLING_RATE, subtype="FLOAT")
+    from .testing import synth_speech
+
+    soundfile.write(str(path), synth_speech(seconds, seed), SAMPLING_RATE, subtype="FLOAT")
     return Path(path)
 
 
