@@ -25,13 +25,12 @@ CSRC = Path(__file__).parent / "export" / "csrc"
 SOURCES = ("w2s.h", "w2s.c", "w2s_kernels.h", "w2s_kernels.c", "w2s_math.h", "w2s_math.c", "w2s_main.c",
            "cortex-m4/startup.c", "cortex-m4/link.ld", "cortex-m4/firmware.c")
 GENERATED = ("w2s_config.h", "w2s_model.c")
-#: ops a Wav2Small int8 graph may hold outside the quantised convolutions (front-end, attention
-#: pooling, Gram matrix, streaming bookkeeping); any other op means a student the C engine cannot run
-KNOWN_OPS = {
-    "Conv", "Gemm", "MatMul", "QuantizeLinear", "DequantizeLinear", "Relu", "MaxPool", "Softmax", "Mul", "Add", "Sub",
-    "Div", "Pow", "Sqrt", "ReduceMean", "ReduceSum", "ReduceMax", "Max", "Min", "Log", "Exp", "Concat", "Slice",
-    "Reshape", "Transpose", "Unsqueeze", "Squeeze", "Flatten", "Cast", "Constant", "Cos", "Sin", "Range", "Shape",
-    "Gather", "Expand", "Where", "Greater", "GreaterOrEqual", "Less", "Neg", "Identity", "Clip", "Mod", "Pad",
+#: operators of other students (MobileNet's hard activations and pooling, normalisation, recurrent
+#: and attention layers) that the C engine has no kernel for
+FOREIGN_OPS = {
+    "HardSwish", "HardSigmoid", "Sigmoid", "Tanh", "GlobalAveragePool", "AveragePool", "GlobalMaxPool", "LeakyRelu", "Elu",
+    "Gelu", "Erf", "Softplus", "PRelu", "Resize", "Upsample", "ConvTranspose", "BatchNormalization", "LayerNormalization",
+    "InstanceNormalization", "GroupNormalization", "LSTM", "GRU", "RNN", "Attention", "MultiHeadAttention",
 }
 #: metadata key of a streaming graph (JSON: chunk, front-end settings, every state tensor)
 STREAM_METADATA = "wav2small.stream"
@@ -235,19 +234,17 @@ def read_network(proto: onnx.ModelProto) -> Network:
             export, or one without int8 activations in every layer of the network body.
     """
     g = _Graph(proto)
-    unknown = sorted({n.op_type for n in g.nodes} - KNOWN_OPS)
-    if unknown:
-        node = next(n for n in g.nodes if n.op_type in unknown)
-        raise CExportError(f"the C engine cannot express operator {node.op_type} (node {node.name!r}); "
-                           "it runs Wav2Small students only")
+    for node in g.nodes:
+        if node.op_type in FOREIGN_OPS:
+            raise CExportError(f"the C engine cannot express operator {node.op_type} (node {node.name!r}); it runs "
+                               "Wav2Small students only")
+        if node.op_type == "Conv" and g.attr(node, "group", 1) != 1:
+            raise CExportError(f"the C engine cannot express operator Conv with group={g.attr(node, 'group')} (node "
+                               f"{node.name!r}: a depthwise or grouped convolution); it runs Wav2Small students only")
     info = stream_info(proto)
     quantised = [n for n in g.nodes if n.op_type in ("Conv", "Gemm") and g.dequantized(n.input[1]) is not None]
     if not quantised:
         raise CExportError("no int8 layers: the graph has no DequantizeLinear weights; export it with --int8")
-    for node in quantised:
-        if node.op_type == "Conv" and g.attr(node, "group", 1) != 1:
-            raise CExportError(f"the C engine cannot express operator Conv with group={g.attr(node, 'group')} "
-                               f"(node {node.name!r}: depthwise or grouped convolution); it runs Wav2Small students only")
     convs3 = [n for n in quantised if n.op_type == "Conv" and list(g.values[g.dequantized(n.input[1])[0]].shape[2:]) == [3, 3]]
     convs1 = [n for n in quantised if n.op_type == "Conv" and list(g.values[g.dequantized(n.input[1])[0]].shape[2:]) == [1, 1]]
     gemms = [n for n in quantised if n.op_type == "Gemm"]
