@@ -5,8 +5,8 @@ import pytest
 import soundfile as sf
 
 from wav2small import AudioError, load_audio
-from wav2small.testing import synth_speech
-from wav2small.audio import check_waveform, find_audio_files, read_segment, resample
+from wav2small.audio import audio_duration, check_waveform, find_audio_files, read_segment, resample
+from wav2small.testing import AUDIO_FORMATS, synth_speech, write_bad_audio, write_truncated
 
 
 @pytest.mark.parametrize("ext,subtype", [("wav", "PCM_16"), ("flac", "PCM_24"), ("ogg", "VORBIS"), ("mp3", "MPEG_LAYER_III")])
@@ -93,3 +93,80 @@ def test_find_audio_files_is_recursive_and_sorted(tmp_path):
     for p in ["z.wav", "b/a.flac", "b/c/x.mp3", "notes.txt"]:
         (tmp_path / p).write_bytes(b"x")
     assert [p.relative_to(tmp_path).as_posix() for p in find_audio_files(tmp_path)] == ["b/a.flac", "b/c/x.mp3", "z.wav"]
+
+
+@pytest.mark.parametrize("ext", AUDIO_FORMATS)
+def test_truncated_files_of_every_format_are_refused_on_every_read_path(tmp_path, ext):
+    kind, subtype = AUDIO_FORMATS[ext]
+    whole = tmp_path / f"whole.{ext}"
+    sf.write(whole, synth_speech(2.0, seed=0), 16000, format=kind, subtype=subtype)
+    assert len(load_audio(whole)) > 30000 and len(read_segment(whole, 1.5, audio_duration(whole))) > 7000
+    cut = write_truncated(tmp_path / f"cut.{ext}", seconds=2.0, keep=0.6)
+    reads = {"load_audio": load_audio, "audio_duration": audio_duration,
+             "a window before the cut": lambda path: read_segment(path, 0.0, 0.25)}
+    for name, read in reads.items():
+        with pytest.raises(AudioError, match="truncated") as info:
+            read(cut)
+        assert f"cut.{ext}" in str(info.value), name
+
+
+def test_every_kind_of_bad_file_gets_one_error_naming_it(tmp_path):
+    for name, words in write_bad_audio(tmp_path).items():
+        with pytest.raises(AudioError) as info:
+            load_audio(tmp_path / name)
+        assert name in str(info.value) and words in info.value.problem, str(info.value)
+
+
+def test_a_header_claiming_one_hertz_is_refused_before_anything_is_allocated(tmp_path):
+    write_bad_audio(tmp_path)  # rate1hz.wav: 40 KB that would resample to 11 hours (3 GB)
+    for read in (load_audio, audio_duration):
+        with pytest.raises(AudioError, match="implausible sampling rate 1 Hz"):
+            read(tmp_path / "rate1hz.wav")
+
+
+def test_os_errors_become_audio_errors_naming_the_file(tmp_path, monkeypatch):
+    import builtins
+
+    path = tmp_path / "locked.wav"
+    sf.write(path, synth_speech(1.0, seed=0), 16000, subtype="PCM_16")
+    path.chmod(0)
+    real_open = builtins.open
+
+    def refuse(file, *args, **kwargs):  # what the OS says to a user without read permission (root is never refused)
+        if str(file) == str(path):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", refuse)
+    with pytest.raises(AudioError, match="permission denied") as info:
+        load_audio(path)
+    assert info.value.source == str(path)
+
+
+def test_a_segment_must_lie_inside_the_file_and_be_finite(tmp_path):
+    sf.write(tmp_path / "a.wav", synth_speech(1.0, seed=0, sr=44100), 44100, subtype="PCM_16")
+    assert len(read_segment(tmp_path / "a.wav", 0.5, 1.0)) == 8000  # ends exactly at the end: fine
+    with pytest.raises(AudioError, match="ends after the end of the file"):
+        read_segment(tmp_path / "a.wav", 0.5, 1.5)  # would be zero-padded by whoever asked for 1 s
+    for start, end in ((0.0, float("inf")), (float("nan"), 1.0), (-1.0, 0.5), (0.5, 0.5)):
+        with pytest.raises(AudioError, match="finite"):
+            read_segment(tmp_path / "a.wav", start, end)
+
+
+def test_waveforms_of_any_float_type_are_read_and_absurd_amplitudes_refused():
+    import torch
+
+    x = synth_speech(0.5, seed=0)
+    np.testing.assert_allclose(check_waveform(torch.from_numpy(x).to(torch.bfloat16)), x, atol=0.01)
+    assert check_waveform(x * 3e4).dtype == np.float32  # int16 values passed as floats are fine
+    with pytest.raises(AudioError, match="implausible amplitude"):
+        check_waveform(x * 1e20)
+    with pytest.raises(AudioError, match="not a waveform"):
+        check_waveform([np.zeros(100), np.zeros(50)])
+
+
+def test_find_audio_files_lists_unreadable_entries_so_they_are_reported(tmp_path):
+    (tmp_path / "dangling.wav").symlink_to("nowhere.wav")
+    (tmp_path / "loop.flac").symlink_to("loop.flac")
+    sf.write(tmp_path / "good.wav", synth_speech(0.5, seed=0), 16000)
+    assert [p.name for p in find_audio_files(tmp_path)] == ["dangling.wav", "good.wav", "loop.flac"]

@@ -6,17 +6,26 @@ Every clip enters wav2small through :func:`load_audio` (whole files), :func:`rea
 
 from __future__ import annotations
 
+import errno
+import functools
 import math
-import os
-import struct
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from .containers import container_problem
 from .contract import MIN_SAMPLES, SAMPLING_RATE
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif", ".au")
+#: Plausible sampling rates in Hz, of files and of arrays alike; anything else is refused.
+MIN_RATE, MAX_RATE = 4000, 384000
+#: The most audio one read may hold, in seconds (4 h: 230 M samples, 0.9 GB of float32 at 16 kHz):
+#: longer files are read in windows.
+MAX_SECONDS = 4 * 3600.0
+#: The largest sample magnitude accepted (float audio is nominally within +-1). Squares of larger
+#: values overflow float32 in the models' normalisation, which then returns the silence output.
+MAX_AMPLITUDE = 1e12
 
 
 class AudioError(ValueError):
@@ -28,46 +37,96 @@ class AudioError(ValueError):
         super().__init__(f"{self.source}: {problem}")
 
 
-def _riff_truncation(path: Path) -> str | None:
-    """For a RIFF/WAVE file, say whether its data chunk is cut short (libsndfile hides this)."""
-    with open(path, "rb") as f:
-        head = f.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+def os_problem(error: OSError) -> str:
+    """A few words for an OS error met while reading a file (the file's name goes beside them)."""
+    if isinstance(error, FileNotFoundError):
+        return "file not found"
+    if isinstance(error, PermissionError):
+        return "permission denied"
+    if isinstance(error, IsADirectoryError):
+        return "is a directory, not an audio file"
+    if error.errno == errno.ELOOP:
+        return "symlink loop (too many levels of symbolic links)"
+    return f"cannot read the file ({error.strerror or error})"
+
+
+def check_rate(rate, source="waveform", *, where: str = "") -> int:
+    """``rate`` as an int if it is a plausible sampling rate in Hz (``MIN_RATE``..``MAX_RATE``), else
+    AudioError; ``where`` (e.g. " in the file header") goes into the message."""
+    if not isinstance(rate, (int, np.integer)) or isinstance(rate, bool) or rate <= 0:
+        raise AudioError(source, f"invalid sampling rate {rate!r}{where}: give a positive integer in Hz")
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise AudioError(source, f"implausible sampling rate {rate} Hz{where} (expected {MIN_RATE}-{MAX_RATE} Hz)")
+    return int(rate)
+
+
+def check_span(source, start, end) -> tuple[float, float | None]:
+    """(start, end) in seconds as floats if they describe a stretch of audio (start a finite number
+    >= 0; end None for "to the end of the file", else finite and after start), else AudioError."""
+    try:
+        start = float(start)
+        end = None if end is None else float(end)
+    except (TypeError, ValueError):
+        raise AudioError(source, f"segment {start!r}-{end!r}: start and end must be numbers of seconds") from None
+    if not math.isfinite(start) or start < 0 or (end is not None and (not math.isfinite(end) or end <= start)):
+        raise AudioError(source, f"segment {start}-{end} s: need 0 <= start < end, both finite seconds")
+    return start, end
+
+
+@functools.lru_cache(maxsize=4096)
+def _integrity(path: str, identity: tuple) -> str | None:
+    """Why a file is shorter than it promises, or None; cached per version of the file (``identity``
+    holds its inode, size and modification time), since windows of one file open it many times."""
+    problem = container_problem(path)
+    if problem:
+        return problem
+    with sf.SoundFile(path) as f:
+        if f.frames <= 0 or not f.seekable():
             return None
-        size = os.fstat(f.fileno()).st_size
-        while True:
-            chunk = f.read(8)
-            if len(chunk) < 8:
-                return None
-            cid, clen = chunk[:4], struct.unpack("<I", chunk[4:])[0]
-            if cid == b"data":
-                available = size - f.tell()
-                if clen != 0xFFFFFFFF and available < clen:
-                    return f"truncated file: header announces {clen} bytes of audio, only {available} present"
-                return None
-            f.seek(clen + (clen & 1), os.SEEK_CUR)
+        # FLAC and counted MP3s promise a sample count that libsndfile reports: decode the last samples
+        count = min(f.frames, 64)
+        try:
+            f.seek(f.frames - count)
+            decoded = len(f.read(count, dtype="float32"))
+        except (sf.LibsndfileError, RuntimeError):
+            decoded = 0
+        if decoded < count:
+            return f"truncated file: header announces {f.frames} samples, the last of them cannot be decoded"
+    return None
 
 
 def _open(path) -> sf.SoundFile:
+    """Open an audio file whose header is plausible and whose container is whole; AudioError otherwise."""
     path = Path(path)
-    if not path.exists():
-        raise AudioError(path, "file not found")
-    if path.is_dir():
-        raise AudioError(path, "is a directory, not an audio file")
-    if path.stat().st_size == 0:
-        raise AudioError(path, "empty file (0 bytes)")
-    problem = _riff_truncation(path)
-    if problem:
-        raise AudioError(path, problem)
     try:
-        return sf.SoundFile(path)
-    except (sf.LibsndfileError, RuntimeError) as error:
-        reason = str(error).split(":", 1)[-1].strip() or "unreadable"
-        raise AudioError(path, f"not a readable audio file ({reason})") from None
+        stat = path.stat()
+        if path.is_dir():
+            raise AudioError(path, "is a directory, not an audio file")
+        if stat.st_size == 0:
+            raise AudioError(path, "empty file (0 bytes)")
+        try:
+            f = sf.SoundFile(path)
+        except (sf.LibsndfileError, RuntimeError) as error:
+            with open(path, "rb"):  # a file libsndfile cannot open for an OS reason: say which
+                pass
+            reason = str(error).split(":", 1)[-1].strip() or "unreadable"
+            raise AudioError(path, f"not a readable audio file ({reason})") from None
+        try:
+            check_rate(f.samplerate, path, where=" in the file header")
+            problem = _integrity(str(path), (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns))
+        except (AudioError, OSError):
+            f.close()
+            raise
+        if problem:
+            f.close()
+            raise AudioError(path, problem)
+        return f
+    except OSError as error:
+        raise AudioError(path, os_problem(error)) from None
 
 
 def audio_duration(path) -> float:
-    """Duration of an audio file in seconds, from its header."""
+    """Duration of an audio file in seconds, from its header (checked against the file's length)."""
     with _open(path) as f:
         if f.frames <= 0:
             raise AudioError(path, "zero-length audio (no samples)")
@@ -89,27 +148,38 @@ def read_segment(path, start: float = 0.0, end: float | None = None, *, sampling
     """Read ``[start, end)`` seconds of a file as float32 mono at ``sampling_rate`` Hz.
 
     Only that stretch is decoded, so long files can be processed window by window in bounded
-    memory. Integer PCM is scaled to [-1, 1]; several channels are averaged.
+    memory. Integer PCM is scaled to [-1, 1]; several channels are averaged. ``end`` None reads
+    to the end of the file; an ``end`` after the end of the file (by more than one sample at 16
+    kHz) is an error, as is a file cut shorter than its header says (checked on every read,
+    whatever the stretch) and a stretch longer than ``MAX_SECONDS``.
 
     >>> read_segment("speech.wav", 1.0, 3.0).shape  # doctest: +SKIP
     (32000,)
     """
+    start, end = check_span(path, start, end)
     with _open(path) as f:
-        if f.frames <= 0:
+        frames, rate = f.frames, f.samplerate
+        if frames <= 0:
             raise AudioError(path, "zero-length audio (no samples)")
-        first = int(round(start * f.samplerate))
-        last = f.frames if end is None else min(f.frames, int(round(end * f.samplerate)))
-        if first < 0 or first >= f.frames or last <= first:
-            raise AudioError(path, f"segment {start:.3f}-{end} s lies outside the file ({f.frames / f.samplerate:.3f} s)")
+        if end is not None and end > frames / rate + 1.0 / SAMPLING_RATE + 1e-9:
+            raise AudioError(path, f"segment {start:.3f}-{end:.3f} s ends after the end of the file ({frames / rate:.3f} s)")
+        first = int(round(start * rate))
+        last = frames if end is None else min(frames, int(round(end * rate)))
+        if first >= frames or last <= first:
+            raise AudioError(path, f"segment {start:.3f}-{end} s lies outside the file ({frames / rate:.3f} s)")
+        if (last - first) / rate > MAX_SECONDS:
+            raise AudioError(path, f"{(last - first) / rate / 3600:.1f} h of audio in one read, more than the "
+                                   f"{MAX_SECONDS / 3600:g} h one read may hold; read it in windows (win_dur, --win-dur)")
         try:
             f.seek(first)
             data = f.read(last - first, dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError) as error:
             raise AudioError(path, f"corrupt audio data ({error})") from None
-        if len(data) < last - first and end is None:
-            raise AudioError(path, f"truncated file: header announces {f.frames} samples, only {first + len(data)} decoded")
-        source_rate = f.samplerate
-    return check_waveform(_to_mono_16k(data, source_rate, sampling_rate), source=path)
+        except OSError as error:
+            raise AudioError(path, os_problem(error)) from None
+        if len(data) < last - first:
+            raise AudioError(path, f"truncated file: header announces {frames} samples, only {first + len(data)} decoded")
+    return check_waveform(_to_mono_16k(data, rate, sampling_rate), source=path)
 
 
 def load_audio(path, *, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
@@ -134,11 +204,17 @@ def load_audio(path, *, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
 def check_waveform(x, *, source="waveform", sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
     """Validate a mono waveform and return it as a contiguous float32 array.
 
-    Raises AudioError for anything but a 1-D array of at least one analysis frame of finite values.
+    Raises AudioError for anything but a 1-D array of at least one analysis frame of finite values
+    no larger in magnitude than ``MAX_AMPLITUDE``. Torch tensors of any float type (bfloat16
+    included) and integer PCM (scaled to [-1, 1]) are accepted.
     """
     if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    x = np.asarray(x)
+        x = x.detach().cpu()
+        x = (x.float() if x.is_floating_point() else x).numpy()
+    try:
+        x = np.asarray(x)
+    except (TypeError, ValueError) as error:
+        raise AudioError(source, f"not a waveform ({error})") from None
     if x.ndim == 2 and 1 in x.shape:
         x = x.reshape(-1)
     if x.ndim != 1:
@@ -155,22 +231,25 @@ def check_waveform(x, *, source="waveform", sampling_rate: int = SAMPLING_RATE) 
     if not np.all(np.isfinite(x)):
         bad = int(np.count_nonzero(~np.isfinite(x)))
         raise AudioError(source, f"{bad} NaN or infinite samples")
+    peak = float(np.abs(x).max())
+    if peak > MAX_AMPLITUDE:
+        raise AudioError(source, f"implausible amplitude: peak {peak:.3g} (float audio is nominally within +-1; "
+                                 f"above {MAX_AMPLITUDE:g} the models' float32 arithmetic overflows)")
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
 def resample(x: np.ndarray, sampling_rate: int, *, source="waveform", target_rate: int = SAMPLING_RATE) -> np.ndarray:
     """Validate a waveform given at ``sampling_rate`` Hz and bring it to ``target_rate`` Hz."""
-    if not isinstance(sampling_rate, (int, np.integer)) or isinstance(sampling_rate, bool) or sampling_rate <= 0:
-        raise AudioError(source, f"invalid sampling rate {sampling_rate!r}: give a positive integer in Hz")
-    if sampling_rate < 4000 or sampling_rate > 384000:
-        raise AudioError(source, f"implausible sampling rate {sampling_rate} Hz (expected 4000-384000 Hz)")
+    sampling_rate = check_rate(sampling_rate, source)
     x = check_waveform(x, source=source, sampling_rate=sampling_rate)
     return check_waveform(_to_mono_16k(x, sampling_rate, target_rate), source=source, sampling_rate=target_rate)
 
 
 def find_audio_files(root) -> list[Path]:
-    """All audio files below ``root`` (recursive), sorted."""
+    """Every entry below ``root`` (recursive) named like an audio file, sorted. Entries that cannot be
+    read (a dangling link, a symlink loop, no permission) are listed too, so that the job reading
+    them records why instead of passing over them in silence."""
     root = Path(root)
     if not root.is_dir():
         raise AudioError(root, "not a directory")
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and not p.is_dir())

@@ -5,14 +5,15 @@
 from __future__ import annotations
 
 import math
+import numbers
+import os
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .audio import AudioError, audio_duration, read_segment, resample
-from .contract import LABELS, SAMPLING_RATE
+from .contract import LABELS, MIN_SAMPLES, SAMPLING_RATE
 from .runners import EqualLengthBatcher, load_model, run_clips
 
 DEFAULT_MODEL = "audeering/wav2small"
@@ -20,16 +21,23 @@ DEFAULT_MODEL = "audeering/wav2small"
 
 def windows(duration: float, win_dur: float | None, hop_dur: float | None = None) -> list[tuple[float, float]]:
     """(start, end) seconds covering ``duration``: one window if ``win_dur`` is None, else windows of
-    ``win_dur`` every ``hop_dur`` (default win_dur / 2); the last one ends at the end of the audio."""
+    ``win_dur`` every ``hop_dur`` (default win_dur / 2); the last one ends at the end of the audio.
+    Both must be finite and at least one analysis frame (64 samples, 4 ms)."""
     if win_dur is None:
         return [(0.0, duration)]
     hop_dur = win_dur / 2 if hop_dur is None else hop_dur
-    if win_dur <= 0 or hop_dur <= 0:
-        raise ValueError(f"win_dur and hop_dur must be positive seconds, got {win_dur} and {hop_dur}")
+    shortest = MIN_SAMPLES / SAMPLING_RATE
+    for name, value in (("win_dur", win_dur), ("hop_dur", hop_dur)):
+        if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value) or value < shortest:
+            raise ValueError(f"{name} must be a finite number of seconds, at least one analysis frame ({shortest:g} s), got {value!r}")
     if duration <= win_dur:
         return [(0.0, duration)]
     count = math.ceil((duration - win_dur) / hop_dur - 1e-9) + 1
     return [(i * hop_dur, min(i * hop_dur + win_dur, duration)) for i in range(count)]
+
+
+def _is_path(item) -> bool:
+    return isinstance(item, (str, os.PathLike))
 
 
 def _segments_of_waveform(x, win_dur, hop_dur):
@@ -81,10 +89,15 @@ def predict(
     """
     if on_error not in ("raise", "skip"):
         raise ValueError("on_error must be 'raise' or 'skip'")
+    windows(0.0, win_dur, hop_dur)  # bad window settings fail before a model is loaded
+    if isinstance(x, (list, tuple)) and any(map(_is_path, x)) and not all(map(_is_path, x)):
+        other = next(i for i, item in enumerate(x) if not _is_path(item))
+        raise ValueError(f"a list passed to predict must hold file paths only; item {other} is a {type(x[other]).__name__} "
+                         "(predict waveforms one at a time)")
     runner = load_model(model, device=device)
-    if isinstance(x, (str, Path)):
+    if _is_path(x):
         return _predict_files([x], runner, win_dur, hop_dur, batch_size, "raise", progress)
-    if isinstance(x, (list, tuple)) and all(isinstance(f, (str, Path)) for f in x):
+    if isinstance(x, (list, tuple)) and all(map(_is_path, x)):
         return _predict_files(list(x), runner, win_dur, hop_dur, batch_size, on_error, progress)
     x = resample(x, SAMPLING_RATE if sampling_rate is None else sampling_rate)
     clips = [clip for _, _, clip in _segments_of_waveform(x, win_dur, hop_dur) if len(clip) >= runner.min_samples]

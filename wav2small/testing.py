@@ -82,6 +82,57 @@ def write_msp_podcast(parent, *, version: str = "1.11", splits: dict = MSP_SPLIT
     return root
 
 
+#: Every format the loader reads: extension -> (soundfile format, subtype) of the test files.
+AUDIO_FORMATS = {"wav": ("WAV", "PCM_16"), "flac": ("FLAC", "PCM_16"), "ogg": ("OGG", "VORBIS"), "opus": ("OGG", "OPUS"),
+                 "mp3": ("MP3", "MPEG_LAYER_III"), "aiff": ("AIFF", "PCM_16"), "au": ("AU", "PCM_16")}
+
+
+def write_truncated(path, *, seconds: float = 2.0, keep: float = 0.6, seed: int = 0) -> Path:
+    """Write a real speech-like file in the format of ``path``'s extension (see ``AUDIO_FORMATS``)
+    and cut it to the first ``keep`` of its bytes, as an interrupted copy or download leaves it."""
+    path = Path(path)
+    kind, subtype = AUDIO_FORMATS[path.suffix.lstrip(".").lower()]
+    sf.write(path, synth_speech(seconds, seed), SAMPLING_RATE, format=kind, subtype=subtype)
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path
+
+
+def write_bad_audio(folder) -> dict[str, str]:
+    """Write one file for each way an audio file can be bad into ``folder`` (created); returns
+    {file name: words the loader's error must contain}. Truncated files of every format, empty,
+    not audio, a header claiming 1 Hz, a symlink loop, a dangling link, NaN samples, samples of
+    1e20, too short."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    expected = {}
+    for ext in AUDIO_FORMATS:
+        write_truncated(folder / f"truncated.{ext}")
+        expected[f"truncated.{ext}"] = "truncated"
+    (folder / "empty.wav").write_bytes(b"")
+    expected["empty.wav"] = "empty file"
+    (folder / "text.wav").write_text("this is not audio\n" * 50)
+    expected["text.wav"] = "not a readable audio file"
+    sf.write(folder / "rate1hz.wav", synth_speech(1.25, 1), SAMPLING_RATE, subtype="PCM_16")
+    with open(folder / "rate1hz.wav", "r+b") as f:  # 40 KB whose header says 1 Hz: 11 hours at 16 kHz
+        f.seek(24)
+        f.write((1).to_bytes(4, "little") + (2).to_bytes(4, "little"))  # sampling rate, bytes per second
+    expected["rate1hz.wav"] = "implausible sampling rate"
+    (folder / "loop.wav").symlink_to("loop.wav")
+    expected["loop.wav"] = "symlink loop"
+    (folder / "dangling.wav").symlink_to("nowhere.wav")
+    expected["dangling.wav"] = "file not found"
+    nan = synth_speech(0.5, 2)
+    nan[100] = np.nan
+    sf.write(folder / "nan.wav", nan, SAMPLING_RATE, subtype="FLOAT")
+    expected["nan.wav"] = "NaN"
+    sf.write(folder / "loud.wav", synth_speech(0.5, 3) * 1e20, SAMPLING_RATE, subtype="FLOAT")
+    expected["loud.wav"] = "implausible amplitude"
+    sf.write(folder / "short.wav", np.zeros(40, np.float32), SAMPLING_RATE)
+    expected["short.wav"] = "too short"
+    return expected
+
+
 # Tiny random teachers in the published folder formats.
 _TINY_SSL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, conv_dim=(32,) * 7,
                  num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
