@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from ._version import __version__
-from .audio import AudioError, audio_duration, find_audio_files
+from .audio import AudioError, audio_duration, check_span, find_audio_files
 from .contract import LABELS, SAMPLING_RATE
-from .store import FORMAT, LabelStore, clip_key
+from .store import FORMAT, LabelStore, clip_key, outermost
 from .views import ViewSettings, make_view
 
 def read_inputs(inputs) -> list[tuple[str, float | None, float | None]]:
@@ -52,6 +52,12 @@ def read_inputs(inputs) -> list[tuple[str, float | None, float | None]]:
             segments.append((os.path.abspath(path), None, None))
     key = lambda s: (s[0], -1.0 if s[1] is None else s[1], -1.0 if s[2] is None else s[2])
     return sorted(set(segments), key=key)
+
+
+def _folders(inputs) -> list[str]:
+    """The folders among ``inputs`` (a path or a list of them)."""
+    inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else inputs
+    return [str(item) for item in inputs if Path(item).is_dir()]
 
 
 def crop_positions(first: int, last: int, crop: int) -> list[tuple[int, int]]:
@@ -105,9 +111,10 @@ def _prefetch(function, items, *, workers: int, depth: int):
 def _clips_of(segment, *, crop: int, min_samples: int) -> list[dict]:
     """The crops of one input segment (from the file header only), as clip dicts in seconds."""
     file, start, end = segment
+    start, end = check_span(file, 0.0 if start is None else start, end)
     sr = SAMPLING_RATE
     total = int(round(audio_duration(file) * sr))
-    first = 0 if start is None else int(round(start * sr))
+    first = int(round(start * sr))
     last = total if end is None else min(total, int(round(end * sr)))
     if last - first < min_samples:
         raise AudioError(file, f"too short: {max(0, last - first)} samples in {first / sr:.3f}-{last / sr:.3f} s, "
@@ -263,70 +270,75 @@ def label_audio(
         spec = "+".join(map(str, teacher))
     else:
         spec = None  # a loaded module
-    teacher = load_teacher(teacher, device=device, weights=weights)
-    if half:
-        teacher = teacher.half()
-
-    segments = read_inputs(inputs)
-    if not segments:
-        raise ValueError(f"no audio found in {inputs}")
-    noise_files = [os.path.abspath(f) for f in find_audio_files(noise_dir)] if noise_dir else []
     store = LabelStore(out_dir)
-    store.create({
-        "format": FORMAT, "teacher_spec": spec, "teacher": teacher.describe(),
-        "members": [m.name for m in getattr(teacher, "members", [teacher])], "labels": list(LABELS),
-        "sampling_rate": SAMPLING_RATE, "crop_dur": crop / SAMPLING_RATE, "views": int(views), "view_settings": settings.to_dict(),
-        "seed": int(seed), "noise_dir": None if noise_dir is None else os.path.abspath(noise_dir), "noise_files": noise_files,
-        "precision": "float16" if half else "float32", "package_version": __version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    })
-    store.remove_partial_shards(rank)
+    with store.lock(rank, world):  # before anything slow: a second job on this slot fails at once
+        teacher = load_teacher(teacher, device=device, weights=weights)
+        if half:
+            teacher = teacher.half()
 
-    # 1. the crops of this rank's segments, from file headers, less those already labelled
-    def scan(segment):
-        try:
-            return _clips_of(segment, crop=crop, min_samples=teacher.min_samples), None
-        except AudioError as error:
-            return [], (error.source, error.problem)
+        segments = read_inputs(inputs)
+        if not segments:
+            raise ValueError(f"no audio found in {inputs}")
+        noise_files = [os.path.abspath(f) for f in find_audio_files(noise_dir)] if noise_dir else []
+        store.create({
+            "format": FORMAT, "teacher_spec": spec, "teacher": teacher.describe(),
+            "members": [m.name for m in getattr(teacher, "members", [teacher])], "labels": list(LABELS),
+            "sampling_rate": SAMPLING_RATE, "crop_dur": crop / SAMPLING_RATE, "views": int(views), "view_settings": settings.to_dict(),
+            "seed": int(seed), "noise_dir": None if noise_dir is None else os.path.abspath(noise_dir), "noise_files": noise_files,
+            "audio_roots": outermost([*(os.path.dirname(file) for file, _, _ in segments), *map(os.path.abspath, _folders(inputs)),
+                                      *([os.path.abspath(noise_dir)] if noise_dir else [])]),
+            "precision": "float16" if half else "float32", "package_version": __version__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        })
+        store.remove_partial_shards(rank)
 
-    done, clips, scan_errors = store.done(), {}, []
-    mine = segments[rank::world]
-    for found, error in progress_bar(_prefetch(scan, mine, workers=max(workers, 4), depth=64), total=len(mine), desc="scan",
-                             unit="file", disable=not progress, leave=False):
-        scan_errors += [error] if error else []
-        clips.update((clip_key(c["file"], c["start"], c["end"]), c) for c in found)  # overlapping manifest segments may repeat a crop
-    skipped = sum(key in done for key in clips)
-    clips = [c for key, c in clips.items() if key not in done]
+        # 1. the crops of this rank's segments, from file headers, less those already labelled
+        def scan(segment):
+            try:
+                return _clips_of(segment, crop=crop, min_samples=teacher.min_samples), None
+            except AudioError as error:
+                return [], (error.source, error.problem)
+            except Exception as error:  # a decoder failing in an unexpected way must not stop the job
+                return [], (segment[0], f"{type(error).__name__}: {error}")
 
-    # 2. views of each clip, read and augmented on worker threads ahead of the teacher
-    partners = segments if views else []
+        done, clips, scan_errors = store.done(), {}, []
+        mine = segments[rank::world]
+        for found, error in progress_bar(_prefetch(scan, mine, workers=max(workers, 4), depth=64), total=len(mine), desc="scan",
+                                         unit="file", disable=not progress, leave=False):
+            scan_errors += [error] if error else []
+            clips.update((clip_key(c["file"], c["start"], c["end"]), c) for c in found)  # overlapping manifest segments may repeat a crop
+        skipped = sum(key in done for key in clips)
+        clips = [c for key, c in clips.items() if key not in done]
 
-    def prepare(item):
-        index, clip = item
-        try:
-            drawn = [make_view(clip, v, seed=seed, settings=settings, partners=partners, noise_files=noise_files, source=source)
-                     for v in range(views + 1)]
-            return index, clip, drawn, None
-        except AudioError as error:
-            return index, clip, None, (error.source, error.problem)
-        except Exception as error:  # a decoder failing in an unexpected way must not stop the job
-            return index, clip, None, (clip["file"], f"{type(error).__name__}: {error}")
+        # 2. views of each clip, read and augmented on worker threads ahead of the teacher
+        partners = segments if views else []
 
-    depth = max(2 * batch_size // (views + 1), 2 * workers, 4)
-    with progress_bar(total=len(clips), desc=f"label {rank}/{world}" if world > 1 else "label", unit="clip",
-              disable=not progress, dynamic_ncols=True) as bar:
-        labeller = _Labeller(teacher, store, views=views, batch_size=batch_size, shard_size=shard_size, rank=rank,
-                             device=device, bar=bar)
-        labeller.errors += scan_errors
-        for index, clip, drawn, error in _prefetch(prepare, enumerate(clips), workers=workers, depth=depth):
-            if error:
-                labeller.fail(*error)
-            else:
-                labeller.add(index, clip, drawn)
-        labeller.close()
+        def prepare(item):
+            index, clip = item
+            try:
+                drawn = [make_view(clip, v, seed=seed, settings=settings, partners=partners, noise_files=noise_files, source=source)
+                         for v in range(views + 1)]
+                return index, clip, drawn, None
+            except AudioError as error:
+                return index, clip, None, (error.source, error.problem)
+            except Exception as error:  # a decoder failing in an unexpected way must not stop the job
+                return index, clip, None, (clip["file"], f"{type(error).__name__}: {error}")
 
-    seconds = time.perf_counter() - started
-    counts = labeller.counts
-    return {"rank": rank, "world": world, "clips": counts["clips"], "rows": counts["rows"], "shards": counts["shards"],
-            "skipped": skipped, "errors": len(store.errors()), "seconds": seconds, "clips_per_s": counts["clips"] / max(seconds, 1e-9),
-            "store_rows": len(store.read(columns=["view"]))}
+        depth = max(2 * batch_size // (views + 1), 2 * workers, 4)
+        with progress_bar(total=len(clips), desc=f"label {rank}/{world}" if world > 1 else "label", unit="clip",
+                          disable=not progress, dynamic_ncols=True) as bar:
+            labeller = _Labeller(teacher, store, views=views, batch_size=batch_size, shard_size=shard_size, rank=rank,
+                                 device=device, bar=bar)
+            labeller.errors += scan_errors
+            for index, clip, drawn, error in _prefetch(prepare, enumerate(clips), workers=workers, depth=depth):
+                if error:
+                    labeller.fail(*error)
+                else:
+                    labeller.add(index, clip, drawn)
+            labeller.close()
+
+        seconds = time.perf_counter() - started
+        counts = labeller.counts
+        return {"rank": rank, "world": world, "clips": counts["clips"], "rows": counts["rows"], "shards": counts["shards"],
+                "skipped": skipped, "errors": len(store.errors()), "seconds": seconds, "clips_per_s": counts["clips"] / max(seconds, 1e-9),
+                "store_rows": len(store.read(columns=["view"]))}

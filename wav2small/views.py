@@ -19,7 +19,7 @@ import zlib
 
 import numpy as np
 
-from .audio import AudioError, audio_duration, read_segment
+from .audio import MAX_SECONDS, AudioError, audio_duration, check_span, read_segment
 from .contract import SAMPLING_RATE
 
 NOISE_COLOURS = ("white", "pink", "brown")
@@ -90,6 +90,53 @@ def _read(source, part: dict) -> np.ndarray:
     return source(part["file"], part["start"], part["end"])
 
 
+def _check_part(part, what: str, source) -> None:
+    """A read of a view (the crop, its mixing partner or its noise file): a file and a finite stretch."""
+    if not isinstance(part, dict) or not isinstance(part.get("file"), str) or part.get("end") is None:
+        raise AudioError(source, f"view parameters: {what} names no file and stretch (file, start, end)")
+    check_span(part["file"], part.get("start"), part["end"])
+
+
+def _check_gain(part: dict, key: str, source) -> None:
+    gain = part.get(key)
+    if gain is not None and (not isinstance(gain, (int, float)) or isinstance(gain, bool) or not math.isfinite(gain)):
+        raise AudioError(source, f"view parameters: {key} {gain!r} is not a finite number")
+
+
+def check_view(params) -> dict:
+    """``params`` (a dict or its JSON string, as in a label store's ``params`` column) as a dict if
+    it describes a view :func:`render_view` can build, else AudioError naming the file: every read
+    a finite stretch of a named file, ``samples`` the crop's own length (so nothing larger is
+    allocated), gains finite, generated noise of a known colour."""
+    try:
+        params = json.loads(params) if isinstance(params, str) else params
+    except ValueError:
+        raise AudioError("label store row", "view parameters are not valid JSON") from None
+    source = params.get("file", "label store row") if isinstance(params, dict) else "label store row"
+    _check_part(params, "the crop", source)
+    _check_gain(params, "gain", source)
+    if "samples" in params:
+        samples, span = params["samples"], int(round(params["end"] * SAMPLING_RATE)) - int(round(params["start"] * SAMPLING_RATE))
+        if not isinstance(samples, int) or isinstance(samples, bool) or samples != span or samples > MAX_SECONDS * SAMPLING_RATE:
+            raise AudioError(source, f"view parameters: samples {samples!r} is not the crop's length ({span} samples)")
+    for key in ("mix", "noise"):
+        part = params.get(key)
+        if not part:
+            continue
+        if key == "noise" and "file" not in part:
+            if part.get("colour") not in NOISE_COLOURS or not isinstance(part.get("seed"), int):
+                raise AudioError(source, f"view parameters: generated noise needs a colour of {NOISE_COLOURS} and an integer seed")
+        else:
+            _check_part(part, f"its {key}", source)
+        _check_gain(part, "gain", source)
+    return params
+
+
+def view_files(params: dict) -> list[str]:
+    """Every file a view reads: its crop's, its mixing partner's, its noise file's."""
+    return [part["file"] for part in (params, params.get("mix"), params.get("noise")) if part and "file" in part]
+
+
 def render_view(params, source=None) -> np.ndarray:
     """Rebuild the audio of a view from its parameters, bit for bit.
 
@@ -106,9 +153,12 @@ def render_view(params, source=None) -> np.ndarray:
     Returns:
         float32 array of ``samples`` samples at 16 kHz: gain * crop + mix gain * partner + noise
         gain * noise.
+
+    Raises:
+        AudioError: parameters that describe no view (see :func:`check_view`), or a file that
+            cannot be read.
     """
-    if isinstance(params, str):
-        params = json.loads(params)
+    params = check_view(params)
     source = source or _default_source
     n = int(params["samples"]) if "samples" in params else None
     x = _read(source, params)
