@@ -4,7 +4,8 @@ Everything the package writes that a later run reads (label store shards and met
 state, log and model folders, the audio cache, export files, manifests, reports) goes through
 here: written under a temporary name beside the target, synced to disk, renamed over the target,
 and the parent folder synced, so that a kill or a power cut leaves the old version or the new
-one, never a part. Temporary names are ``.<name>.<random>.tmp`` (a job may sweep its own).
+one, never a part. Temporary names are ``.<name>.<random>.tmp``; a job sweeps its own leftovers
+with :func:`remove_temporaries`, and :func:`recover_directory` undoes a replacement killed halfway.
 """
 
 from __future__ import annotations
@@ -22,6 +23,41 @@ def temporary_name(path) -> Path:
     """A fresh hidden name beside ``path`` for writing it aside: ``.<name>.<random>.tmp``."""
     path = Path(path)
     return path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+
+
+def _old_name(path: Path) -> Path:
+    """Where :func:`atomic_directory` keeps the version it replaces, for the moment of the swap."""
+    return path.with_name(f".{path.name}.old")
+
+
+def remove_temporaries(folder, name: str = "*") -> list[Path]:
+    """Delete what writes killed midway left in ``folder``: temporary files and folders
+    ``.<name>.<random>.tmp`` (``name`` may be a glob). Only for a folder no other live process
+    writes into (hold its lock). Returns what was removed."""
+    removed = sorted(Path(folder).glob(f".{name}.*.tmp"))
+    for stale in removed:
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+    return removed
+
+
+def recover_directory(path) -> bool:
+    """Finish a replacement by :func:`atomic_directory` that a kill interrupted: when ``path`` is
+    missing but the old version moved aside is there (killed between the two renames), put the
+    old version back; when both are there (killed before the old one was removed), remove it.
+    Returns whether ``path`` was restored."""
+    path = Path(path)
+    old = _old_name(path)
+    if not old.exists():
+        return False
+    if path.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        return False
+    os.rename(old, path)
+    fsync_directory(path.parent)
+    return True
 
 
 def fsync_directory(folder) -> None:
@@ -102,7 +138,7 @@ def atomic_directory(path, *, replace: bool = True) -> Iterator[Path]:
                 _fsync_file(Path(root) / name)
             fsync_directory(root)
         if replace:
-            old = path.with_name(f".{path.name}.old")
+            old = _old_name(path)
             shutil.rmtree(old, ignore_errors=True)
             if path.exists():
                 os.rename(path, old)

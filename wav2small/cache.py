@@ -3,8 +3,10 @@ decoded and resampled once into one array file that each epoch (and each later r
 
 A cache is a folder ``<cache root>/<key>/`` holding ``audio.bin`` (the stretches end to end, float32
 or int16) and ``index.json`` (per file: first and last sample at 16 kHz and offset of each stretch;
-files that failed to decode). The key is a hash of the store's view parameters, so a cache is
-reused by every run on the same store and rebuilt when the store changes.
+files that failed to decode; each source's size and modification time). The key is a hash of the
+store's view parameters, so a cache is reused by every run on the same store and rebuilt when the
+store changes; a source file that changed since (another size or modification time) is decoded
+again when the cache is next opened.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_directory
+from .atomic import atomic_directory, remove_temporaries
 from .audio import AudioError, read_segment
 from .contract import SAMPLING_RATE
+from .locks import file_lock
 from .views import render_view
 
 DATA_FILE = "audio.bin"
@@ -91,16 +94,27 @@ def cache_folder(params, root, *, dtype: str = "float32") -> Path:
     return Path(root) / f"{cache_key(params)}-{dtype}"
 
 
+def source_stamp(file) -> list[int] | None:
+    """[size in bytes, modification time in ns] of a source file, None if it cannot be seen: what
+    tells a cache that its copy of the audio is out of date."""
+    try:
+        stat = os.stat(file)
+    except OSError:
+        return None
+    return [stat.st_size, stat.st_mtime_ns]
+
+
 def wait_for_audio_cache(params, root, *, dtype: str = "float32", poll: float = 2.0) -> "AudioCache":
-    """Open the cache another process is building (DDP: rank 0 builds, the others wait)."""
+    """Open the cache another process is building or refreshing (DDP: rank 0 builds, the others wait)."""
     folder = cache_folder(params, root, dtype=dtype)
-    while not (folder / INDEX_FILE).exists():
+    while not (folder / INDEX_FILE).exists() or AudioCache(folder).changed_sources():
         time.sleep(poll)
     return AudioCache(folder)
 
 
 def build_audio_cache(params, root, *, dtype: str = "float32", workers: int = 2, progress: bool = True) -> "AudioCache":
-    """The cache for these view parameters under ``root``: opened if it exists, else built.
+    """The cache for these view parameters under ``root``: opened if it exists and is up to date,
+    else built (or refreshed: only the files that changed are decoded again).
 
     Args:
         params: the ``params`` column of a label store (JSON strings or dicts).
@@ -111,27 +125,50 @@ def build_audio_cache(params, root, *, dtype: str = "float32", workers: int = 2,
         progress: progress bars.
 
     Every file is decoded once, stretch by stretch. Files that fail are listed in
-    :attr:`AudioCache.errors` instead of stopping the build. Several processes may build the
-    same cache at once: each writes a temporary folder and the first to finish wins.
+    :attr:`AudioCache.errors` instead of stopping the build. Processes building the same cache
+    take turns (a lock file beside it); a build killed midway leaves a temporary folder that the
+    next build removes.
     """
-    from .progress import progress_bar
-
     if dtype not in ("float32", "int16"):
         raise ValueError(f"cache dtype must be 'float32' or 'int16', got {dtype!r}")
     params = [p if isinstance(p, str) else json.dumps(p) for p in params]
     root = Path(root)
     folder = cache_folder(params, root, dtype=dtype)
-    if (folder / INDEX_FILE).exists():
-        return AudioCache(folder)
     root.mkdir(parents=True, exist_ok=True)
-    stretches = needed_stretches(params, progress=progress)
-    index, errors, offset = {}, {}, 0
+    with file_lock(root / f".{folder.name}.lock", what=f"the audio cache {folder}", advice="", wait=True):
+        remove_temporaries(root, folder.name)
+        old = AudioCache(folder) if (folder / INDEX_FILE).exists() else None
+        changed = None if old is None else old.changed_sources()
+        if changed == set():
+            return old
+        stretches = needed_stretches(params, progress=progress)
+        _write_cache(folder, stretches, dtype=dtype, workers=workers, progress=progress, reuse=old,
+                     fresh=set(stretches) if changed is None else changed)
+    return AudioCache(folder)
+
+
+def _write_cache(folder: Path, stretches: dict, *, dtype: str, workers: int, progress: bool, reuse: "AudioCache | None",
+                 fresh: set) -> None:
+    """Write the cache folder: the ``fresh`` files decoded from disk, the others copied from ``reuse``."""
+    from .progress import progress_bar
+
+    index, errors, stamps, offset = {}, {}, {}, 0
     total = sum(last - first for ranges in stretches.values() for first, last in ranges)
-    with atomic_directory(folder, replace=False) as tmp:  # another process may finish the same cache first: it wins
+
+    def source(item):
+        file, ranges = item
+        stamps[file] = source_stamp(file)  # before reading: a change during the build shows next time
+        if file in fresh:
+            return _decode(item)
+        if file in reuse.errors:
+            return file, [], reuse.errors[file]
+        return file, [(first, reuse.read(file, first / SAMPLING_RATE, last / SAMPLING_RATE)) for first, last in ranges], None
+
+    with atomic_directory(folder) as tmp:
         with open(tmp / DATA_FILE, "wb") as out, ThreadPoolExecutor(max(1, workers), thread_name_prefix="wav2small-cache") as pool, \
                 progress_bar(total=total / SAMPLING_RATE, desc="cache audio", unit="s", unit_scale=True, disable=not progress,
-                     leave=False, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}]") as bar:
-            for file, decoded, error in pool.map(_decode, sorted(stretches.items())):
+                             leave=False, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}]") as bar:
+            for file, decoded, error in pool.map(source, sorted(stretches.items())):
                 if error:
                     errors[file] = error
                     continue
@@ -144,9 +181,8 @@ def build_audio_cache(params, root, *, dtype: str = "float32", workers: int = 2,
                     bar.update(len(audio) / SAMPLING_RATE)
                 index[file] = entries
         meta = {"dtype": dtype, "samples": offset, "sampling_rate": SAMPLING_RATE, "files": index, "errors": errors,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                "sources": stamps, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         (tmp / INDEX_FILE).write_text(json.dumps(meta))
-    return AudioCache(folder)
 
 
 class AudioCache:
@@ -163,9 +199,15 @@ class AudioCache:
         self.errors: dict[str, str] = meta["errors"]
         self.files = {file: np.asarray(entries, dtype=np.int64).reshape(-1, 3) for file, entries in meta["files"].items()}
         self.samples = meta["samples"]
+        self.sources: dict[str, list | None] = meta.get("sources", {})
         self._data = None
         self._pid = None
         self.misses = 0
+
+    def changed_sources(self) -> set[str]:
+        """Files whose size or modification time differ from when they were cached (all of them for
+        a cache that recorded none)."""
+        return {file for file in [*self.files, *self.errors] if file not in self.sources or source_stamp(file) != self.sources[file]}
 
     @property
     def seconds(self) -> float:

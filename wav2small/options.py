@@ -39,6 +39,8 @@ class TrainConfig:
     faster wav2small steps on CPU after a compile of about 20 s (80 s for a MobileNet), but every
     new clip length compiles again (after 8, the rest run uncompiled; inductor in torch 2.13
     fails on a dynamic length): for stores of fixed-length crops.
+    allow_outside_paths: read store rows whose audio lies outside the folders the store was
+    labelled from (refused by default: a store is data from disk and must not point anywhere).
     progress: show a progress bar.
     """
 
@@ -66,6 +68,7 @@ class TrainConfig:
     cache_dtype: str = "float32"
     device: str = "cpu"
     compile: bool = False
+    allow_outside_paths: bool = False
     progress: bool = True
 
     def __post_init__(self):

@@ -2,13 +2,15 @@
 labelled view bit for bit from the packed audio cache; one process, or DDP when run under torchrun.
 
 A run directory holds ``config.json`` (the run's settings), ``log.csv`` (every step's loss, every
-validation), ``state.pt`` (weights, optimizer, scheduler, RNG, EMA, step; written atomically) and
-the loadable model folders ``last/`` and ``best/`` (best mean validation CCC). Running the same
-command again resumes from ``state.pt`` and continues the same run.
+validation), ``state/`` (weights, optimizer, scheduler, RNG, EMA, step, as safetensors + JSON: no
+pickle; written atomically) and the loadable model folders ``last/`` and ``best/`` (best mean
+validation CCC). Running the same command again resumes from ``state/`` and continues the same
+run; one run folder takes one training at a time, and a restart clears what a kill left behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import dataclasses
@@ -24,18 +26,22 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .atomic import atomic_directory, atomic_path, write_json
+from .atomic import atomic_directory, atomic_path, recover_directory, remove_temporaries, write_json
 from .cache import AudioCache, build_audio_cache, wait_for_audio_cache
 from .contract import LABELS, SAMPLING_RATE
 from .holdout import VALIDATION_SALT, held_out
+from .locks import file_lock
 from .metrics import concordance_cc
 from .models import Student
 from .options import TrainConfig
 from .runners import load_student
+from .state import load_state, read_pickled_state, save_state
 from .store import LabelStore
 from .views import render_view
 
-STATE_FILE = "state.pt"
+STATE_DIR = "state"
+#: The pickled training state of wav2small before 0.2: never loaded unless converted on request.
+PICKLED_STATE_FILE = "state.pt"
 LOG_FILE = "log.csv"
 CONFIG_FILE = "config.json"
 LOG_COLUMNS = ["step", "epoch", "loss", "mse", "lr", "clips_per_s",
@@ -300,7 +306,8 @@ def train(config: TrainConfig) -> dict:
     if config.threads:
         torch.set_num_threads(config.threads)
     try:
-        return _run(config, rank, world, device)
+        with _run_folder(Path(config.out), main=rank == 0):
+            return _run(config, rank, world, device)
     finally:
         torch.set_num_threads(threads)
         if ddp and dist.is_initialized():
@@ -308,17 +315,49 @@ def train(config: TrainConfig) -> dict:
 
 
 def _resume_state(config: TrainConfig, out: Path) -> dict | None:
-    state_path, config_path = out / STATE_FILE, out / CONFIG_FILE
-    if not state_path.exists():
+    config_path = out / CONFIG_FILE
+    if (out / PICKLED_STATE_FILE).exists() and not (out / STATE_DIR).exists():
+        raise ValueError(f"{out / PICKLED_STATE_FILE}: a training state in pickle format (older wav2small) is not loaded, "
+                         "since a pickle can run code. If you trust it, convert it with `wav2small train ... --convert-state` "
+                         "(reads tensors and numbers only); else delete it to start the run over")
+    if not (out / STATE_DIR).exists():
         return None
     if config_path.exists():
         old = json.loads(config_path.read_text())
         new = dataclasses.asdict(config)
-        changed = [k for k in new if k not in _RESUMABLE_CHANGES and old.get(k) != new[k]]
+        defaults = dataclasses.asdict(TrainConfig(store=config.store, out=config.out))  # for settings added since the run began
+        changed = [k for k in new if k not in _RESUMABLE_CHANGES and old.get(k, defaults[k]) != new[k]]
         if changed:
             raise ValueError(f"{out}: holds a run with other settings ({', '.join(f'{k}: {old.get(k)!r} there, {new[k]!r} now' for k in changed)}); "
                              "use another --out, or the same settings to resume")
-    return torch.load(state_path, map_location="cpu", weights_only=False)
+    return load_state(out / STATE_DIR)
+
+
+def convert_pickled_state(out) -> Path:
+    """Turn the ``state.pt`` of a run made by an older wav2small into ``state/`` (read with
+    ``torch.load(weights_only=True)``: tensors, numbers and RNG states only, so the file cannot run
+    code) and rename the old file ``state.pt.converted``. For a run folder you trust."""
+    out = Path(out)
+    state = read_pickled_state(out / PICKLED_STATE_FILE)
+    save_state(out / STATE_DIR, state)
+    os.replace(out / PICKLED_STATE_FILE, out / f"{PICKLED_STATE_FILE}.converted")
+    return out / STATE_DIR
+
+
+@contextlib.contextmanager
+def _run_folder(out: Path, *, main: bool):
+    """Hold the run folder (one training at a time) and clear what a killed run left: temporary
+    files and folders, and a model folder missing because of a kill in the middle of its swap."""
+    if not main:
+        yield
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    with file_lock(out / ".lock", what=f"the training run {out}",
+                   advice="two trainings in one folder would overwrite each other's checkpoints; wait for it, or use another --out"):
+        for name in ("best", "last", STATE_DIR):
+            recover_directory(out / name)
+        remove_temporaries(out)
+        yield
 
 
 def _run(config: TrainConfig, rank: int, world: int, device: torch.device) -> dict:
@@ -332,24 +371,29 @@ def _run(config: TrainConfig, rank: int, world: int, device: torch.device) -> di
             print(f"{out}: already trained for {state['step']} steps")
         return {"steps": state["step"], "best_step": state["best"]["step"], "best_valid_mean": state["best"]["valid_mean"],
                 "out": str(out), "clips_per_s": None}
-    store = LabelStore(config.store)
+    store = LabelStore(config.store, allow_outside_paths=config.allow_outside_paths)
     metadata = store.metadata
     frame = store.read()
     if not len(frame):
         raise ValueError(f"{config.store}: the label store has no rows")
     targets = _targets(frame, config.target, metadata.get("members", []))
+    problems = np.array(store.view_problems(frame["params"]), dtype=object)
+    unusable = problems != ""  # rows no view can be rendered from (implausible, or reading outside the store's folders)
+    if main and unusable.any():
+        print(f"leaving out {int(unusable.sum())} rows of the label store whose views cannot be used, e.g. {problems[unusable][0]}")
 
     # audio: rank 0 builds the packed cache (or finds it), the others wait for it to appear; no
     # collective here, since building a large cache can outlast a process group's timeout
     cache_root = Path(config.cache_dir) if config.cache_dir else Path(config.store) / "audio-cache"
+    cached = frame["params"][~unusable].tolist()
     if main:
-        cache = build_audio_cache(frame["params"].tolist(), cache_root, dtype=config.cache_dtype, workers=max(2, workers),
-                                  progress=config.progress)
+        cache = build_audio_cache(cached, cache_root, dtype=config.cache_dtype, workers=max(2, workers), progress=config.progress)
     else:
-        cache = wait_for_audio_cache(frame["params"].tolist(), cache_root, dtype=config.cache_dtype)
-    usable = ~frame["file"].isin(cache.errors).to_numpy()
-    if main and not usable.all():
-        print(f"leaving out {int((~usable).sum())} rows of {len(cache.errors)} files that could not be read "
+        cache = wait_for_audio_cache(cached, cache_root, dtype=config.cache_dtype)
+    unread = frame["file"].isin(cache.errors).to_numpy() & ~unusable
+    usable = ~unread & ~unusable
+    if main and unread.any():
+        print(f"leaving out {int(unread.sum())} rows of {len(cache.errors)} files that could not be read "
               f"(listed in {cache.folder}/index.json)")
 
     validation = held_out(frame["file"], config.valid_fraction, salt=VALIDATION_SALT)
@@ -440,14 +484,17 @@ def _run(config: TrainConfig, rank: int, world: int, device: torch.device) -> di
             return
         saved = ema if ema is not None else model
         info = {"step": step, "store": str(Path(config.store).resolve()), "target": config.target, **result}
-        if result and result["valid_mean"] > best["valid_mean"]:
-            best.update(step=step, valid_mean=result["valid_mean"])
-            _save_model_dir(saved, out / "best", info)
-        _save_model_dir(saved, out / "last", info)
-        with atomic_path(out / STATE_FILE) as tmp:
-            torch.save({"step": step, "model": model.state_dict(), "ema": None if ema is None else ema.state_dict(),
-                        "optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(), "rng": rng,
-                        "best": best, "world_size": world}, tmp)
+        try:  # every write is atomic: a failure leaves the previous checkpoint whole
+            if result and result["valid_mean"] > best["valid_mean"]:
+                _save_model_dir(saved, out / "best", info)
+                best.update(step=step, valid_mean=result["valid_mean"])
+            _save_model_dir(saved, out / "last", info)
+            save_state(out / STATE_DIR, {"step": step, "model": model.state_dict(), "ema": None if ema is None else ema.state_dict(),
+                                         "optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(), "rng": rng,
+                                         "best": best, "world_size": world})
+        except OSError as error:
+            raise OSError(error.errno, f"{out}: writing the checkpoint of step {step} failed ({error.strerror or error}); "
+                                       "the previous checkpoint is intact and the same command resumes from it") from None
 
     clips_per_step = config.batch_size * world
     bar = progress_bar(total=config.steps, initial=step, desc="train", unit="step", disable=not (main and config.progress), dynamic_ncols=True)

@@ -3,7 +3,7 @@
 Every labelled view (crop, gain, mixing, noise) is rebuilt exactly as the teacher heard it, from a
 packed audio cache built once per store (default STORE/audio-cache). Targets are the teacher's
 arousal, dominance, valence (nominally 0..1). The run directory gets config.json, log.csv (every
-step's loss, every validation's CCC per dimension and mean), state.pt, and the model folders
+step's loss, every validation's CCC per dimension and mean), state/, and the model folders
 best/ (highest mean validation CCC; none with --valid-fraction 0) and last/, loadable by predict,
 evaluate and export.
 Run the same command again to resume an interrupted run; it continues the same run.
@@ -65,12 +65,16 @@ def add_arguments(parser):
     parser.add_argument("--device", default=d.device, help="cpu or cuda; under torchrun cuda means cuda:LOCAL_RANK (default: %(default)s)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the student: faster steps after a compile, but each new clip length "
                         "compiles again; for stores of fixed-length crops")
+    parser.add_argument("--allow-outside-paths", action="store_true",
+                        help="read store rows whose audio lies outside the folders the store was labelled from (if you trust the store)")
+    parser.add_argument("--convert-state", action="store_true",
+                        help="convert the pickled state.pt of a run made by an older wav2small (tensors and numbers only) and resume")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args) -> int:
     from ..options import TrainConfig
-    from ..train import train
+    from ..train import convert_pickled_state, train
 
     config = TrainConfig(
         store=args.store, out=args.out, student=args.student, student_options=dict(map(_option, args.student_option)),
@@ -78,7 +82,9 @@ def run(args) -> int:
         min_lr_ratio=args.min_lr_ratio, weight_decay=args.weight_decay, grad_clip=args.grad_clip, ccc_weight=args.ccc_weight,
         ema_decay=args.ema_decay, valid_fraction=args.valid_fraction, valid_limit=args.valid_limit, valid_every=args.valid_every,
         seed=args.seed, workers=args.workers, threads=args.threads, cache_dir=args.cache_dir, cache_dtype=args.cache_dtype,
-        device=args.device, compile=args.compile, progress=not args.quiet,
+        device=args.device, compile=args.compile, allow_outside_paths=args.allow_outside_paths, progress=not args.quiet,
     )
+    if args.convert_state:
+        print(f"converted to {convert_pickled_state(args.out)}")
     train(config)
     return 0
