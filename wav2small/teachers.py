@@ -18,6 +18,7 @@ from torch import nn
 from .contract import LABELS, SAMPLING_RATE
 from .frontend import prenorm
 from .hub import is_model_folder, resolve_pretrained
+from .models.base import check_planned_size, safetensors_values
 
 
 #: Short names for the paper's teachers; "dawn+odyssey" is the ensemble Wav2Small was distilled from.
@@ -87,21 +88,59 @@ def _revision(folder: Path) -> str:
     return folder.name if folder.parent.name == "snapshots" else "local"
 
 
+def _weight_files(folder: Path) -> list[Path]:
+    """The weights files of a published folder: model.safetensors, the shards a sharded index names
+    (each inside the folder: an index is data from disk and must not point elsewhere), or
+    pytorch_model.bin."""
+    index = folder / "model.safetensors.index.json"
+    if (folder / "model.safetensors").exists():
+        return [folder / "model.safetensors"]
+    if index.exists():
+        try:
+            names = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise ValueError(f"{index}: not a weights index with a weight_map ({type(error).__name__}: {error})") from None
+        for name in names:
+            if not isinstance(name, str) or Path(name).is_absolute() or ".." in Path(name).parts or not name.strip():
+                raise ValueError(f"{index}: weight_map entry {name!r} points outside the teacher folder; refusing to load it")
+        return [folder / name for name in names]
+    if (folder / "pytorch_model.bin").exists():
+        return [folder / "pytorch_model.bin"]
+    raise FileNotFoundError(f"{folder}: no model.safetensors or pytorch_model.bin in the teacher folder")
+
+
+def _checkpoint_shapes(folder: Path) -> dict[str, tuple]:
+    """{key: shape} of a published folder's weights, without reading the tensors."""
+    shapes = {}
+    for path in _weight_files(folder):
+        if path.suffix == ".bin":
+            state = _torch_load(path, mmap=True)
+            shapes.update((k, tuple(v.shape)) for k, v in state.items())
+        else:
+            shapes.update(safetensors_values(path))
+    return shapes
+
+
+def _torch_load(path: Path, **options) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, **options)
+    except Exception as error:  # pickle and zip errors of many kinds; weights_only never runs code
+        raise ValueError(f"{path}: not a readable weights file ({type(error).__name__}: {str(error).splitlines()[0][:200]})") from None
+
+
 def _read_state_dict(folder: Path) -> dict[str, torch.Tensor]:
     """Weights of a published folder: model.safetensors (single or sharded) or pytorch_model.bin."""
     from safetensors.torch import load_file
 
-    index = folder / "model.safetensors.index.json"
-    if (folder / "model.safetensors").exists():
-        state = load_file(str(folder / "model.safetensors"))
-    elif index.exists():
-        state = {}
-        for shard in sorted(set(json.loads(index.read_text())["weight_map"].values())):
-            state.update(load_file(str(folder / shard)))
-    elif (folder / "pytorch_model.bin").exists():
-        state = torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
-    else:
-        raise FileNotFoundError(f"{folder}: no model.safetensors or pytorch_model.bin in the teacher folder")
+    state = {}
+    for path in _weight_files(folder):
+        if path.suffix == ".bin":
+            state.update(_torch_load(path))
+            continue
+        try:
+            state.update(load_file(str(path)))
+        except Exception as error:  # safetensors reports a malformed file with its own error type
+            raise ValueError(f"{path}: not a readable safetensors file ({error})") from None
     # Checkpoints saved before torch's parametrized weight_norm name the positional conv g and v.
     legacy = {".weight_g": ".parametrizations.weight.original0", ".weight_v": ".parametrizations.weight.original1"}
     return {(key[:-9] + legacy[key[-9:]] if key[-9:] in legacy else key): value for key, value in state.items()}
@@ -171,7 +210,11 @@ class Teacher(nn.Module):
 
     def _load_published(self, folder: Path, source, state=None) -> "Teacher":
         """Load the weights of a published folder strictly and remember where they came from."""
-        _load_strict(self, _read_state_dict(folder) if state is None else state, folder)
+        try:
+            _load_strict(self, _read_state_dict(folder) if state is None else state, folder)
+        except RuntimeError as error:  # tensors of the wrong shape
+            details = "; ".join(line.strip() for line in str(error).splitlines()[1:4])
+            raise ValueError(f"{folder}: checkpoint does not fit {type(self).__name__} ({details})") from None
         self.source, self.revision = _source_name(source), _revision(folder)
         if self.alias:
             self.licence = published_licence(self.alias, folder, source)
@@ -238,7 +281,12 @@ class DawnTeacher(Teacher):
     def _from_folder(cls, folder: Path, source) -> "DawnTeacher":
         from transformers import Wav2Vec2Config
 
-        return cls(Wav2Vec2Config.from_pretrained(folder))._load_published(folder, source)
+        try:
+            config = Wav2Vec2Config.from_pretrained(folder, trust_remote_code=False)
+        except (ValueError, TypeError, OSError) as error:
+            raise ValueError(f"{folder}/config.json: not a wav2vec2 configuration ({error})") from None
+        check_planned_size(lambda: cls(config), _checkpoint_shapes(folder), source=folder)
+        return cls(config)._load_published(folder, source)
 
     def save_pretrained(self, directory) -> Path:
         """Write config.json, preprocessor_config.json and model.safetensors as the published folder has them."""
@@ -338,7 +386,7 @@ class OdysseyTeacher(Teacher):
 
     @classmethod
     def _from_folder(cls, folder: Path, source) -> "OdysseyTeacher":
-        config = json.loads((folder / "config.json").read_text())
+        config = _read_config(folder)
         for key in ("mean", "std"):
             if key not in config:
                 raise ValueError(f"{folder}/config.json: no normalisation constant '{key}' (an Odyssey config holds mean and std)")
@@ -349,7 +397,9 @@ class OdysseyTeacher(Teacher):
         ffn = state.get("ssl_model.encoder.layers.0.feed_forward.intermediate_dense.weight")
         if ffn is not None:
             ssl.setdefault("intermediate_size", int(ffn.shape[0]))
-        return cls({**config, "ssl_config": ssl})._load_published(folder, source, state)
+        config = {**config, "ssl_config": ssl}
+        check_planned_size(lambda: cls(config), {k: tuple(v.shape) for k, v in state.items()}, source=folder)
+        return cls(config)._load_published(folder, source, state)
 
     def save_pretrained(self, directory) -> Path:
         """Write config.json (the published SERModel keys) and model.safetensors."""
@@ -395,18 +445,28 @@ class AudioClassificationTeacher(Teacher):
 
     @classmethod
     def _from_folder(cls, folder: Path, name_or_path) -> "AudioClassificationTeacher":
-        from transformers import AutoModelForAudioClassification
+        from transformers import AutoConfig, AutoModelForAudioClassification
         from transformers.utils import logging as hf_logging
 
         preprocessor = folder / "preprocessor_config.json"
         normalize = json.loads(preprocessor.read_text()).get("do_normalize", True) if preprocessor.exists() else True
         hf_logging.disable_progress_bar()
-        try:
-            model = AutoModelForAudioClassification.from_pretrained(folder)  # never trust_remote_code
-        except (ValueError, KeyError) as error:
-            raise ValueError(f"{name_or_path}: not a transformers audio-classification checkpoint ({error})") from None
+        try:  # remote code never runs, and is never asked about (transformers would prompt in a terminal)
+            config = AutoConfig.from_pretrained(folder, trust_remote_code=False)
+            check_planned_size(lambda: AutoModelForAudioClassification.from_config(config, trust_remote_code=False),
+                               _checkpoint_shapes(folder), source=folder)
+            model, info = AutoModelForAudioClassification.from_pretrained(folder, trust_remote_code=False, output_loading_info=True)
+        except (ValueError, KeyError, TypeError, RuntimeError) as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ValueError(f"{name_or_path}: not a transformers audio-classification checkpoint ({first})") from None
         finally:
             hf_logging.enable_progress_bar()
+        missing = sorted(k for k in info["missing_keys"] if not k.endswith("masked_spec_embed"))
+        unexpected, mismatched = sorted(info["unexpected_keys"]), sorted(k[0] for k in info["mismatched_keys"])
+        if missing or unexpected or mismatched:  # transformers would start from random weights there
+            raise ValueError(f"{folder}: checkpoint does not fit {type(model).__name__}: missing {missing[:5]}, "
+                             f"unexpected {unexpected[:5]}, wrong shape {mismatched[:5]}; a teacher with randomly "
+                             "initialised parts would label nonsense")
         teacher = cls(model.eval(), normalize=normalize)
         teacher.name, teacher.source, teacher.revision = Path(str(name_or_path)).name, _source_name(name_or_path), _revision(folder)
         return teacher.eval()
@@ -501,15 +561,31 @@ def teacher_members(spec) -> list[str]:
     return [s.strip() for s in spec.split("+") if s.strip()]
 
 
+def _read_config(folder: Path) -> dict:
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except ValueError as error:
+        raise ValueError(f"{folder}/config.json: not valid JSON ({error})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{folder}/config.json: expected a JSON object, got {type(config).__name__}")
+    return config
+
+
+#: State-dict keys that only the published layouts have (checked as well as config.json's name).
+DAWN_KEYS = ("classifier.dense.weight", "classifier.out_proj.weight", "wav2vec2.feature_projection.projection.weight")
+ODYSSEY_KEYS = ("pool_model.sap_linear.weight", "pool_model.attention", "ser_model.out.0.weight")
+
+
 def _load_member(name: str) -> Teacher:
-    """One teacher, its class chosen by its config.json; its folder is resolved once."""
+    """One teacher, its class chosen by its weights' keys and its config.json; its folder is resolved once."""
     source = hub_source(name)
     folder = _resolve_teacher(source)
-    config = json.loads((folder / "config.json").read_text())
+    config = _read_config(folder)
     architectures = config.get("architectures") or []
-    if config.get("model_type") == "ser" or "SERModel" in architectures:
+    keys = _checkpoint_shapes(folder)
+    if all(k in keys for k in ODYSSEY_KEYS) or config.get("model_type") == "ser" or "SERModel" in architectures:
         teacher = OdysseyTeacher._from_folder(folder, source)
-    elif "Wav2Vec2ForSpeechClassification" in architectures:
+    elif all(k in keys for k in DAWN_KEYS) or "Wav2Vec2ForSpeechClassification" in architectures:
         teacher = DawnTeacher._from_folder(folder, source)
     else:
         teacher = AudioClassificationTeacher._from_folder(folder, source)

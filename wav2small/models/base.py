@@ -1,11 +1,14 @@
-"""What every student shares: a dataclass config, and the one checkpoint format
-(a folder with ``config.json`` + ``model.safetensors``) with save_pretrained / from_pretrained.
+"""What every student shares: a dataclass config (checked before anything is built), and the one
+checkpoint format (a folder with ``config.json`` + ``model.safetensors``) with save_pretrained /
+from_pretrained. Also the size check every model read from disk passes before it is built.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import typing
 from pathlib import Path
 
 import torch
@@ -17,6 +20,65 @@ from ..hub import resolve_pretrained
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+
+#: Plausible ranges (inclusive) of student settings, by field name: a config outside them is
+#: refused before a model is built (a config.json is data from disk).
+LIMITS = {
+    "channels": (1, 1024), "n_mels": (1, 512), "n_fft": (4, 8192), "hop": (1, 8192), "sampling_rate": (4000, 384000),
+    "dropout": (0.0, 1.0), "prenorm_seconds": (1e-3, 3600.0), "prenorm_eps": (1e-30, 1.0),
+}
+#: A model built from a config.json may hold at most this many times the values of its weights
+#: file (plus a little): a config that plans far more than its checkpoint holds is refused unbuilt.
+SIZE_SLACK = 2
+
+
+def check_config(config, *, source="config") -> None:
+    """Raise ValueError naming ``source`` and the field when a setting of the dataclass ``config`` has
+    the wrong type (an int must be an int, a float a finite number, a str a str) or lies outside
+    ``LIMITS``."""
+    hints = typing.get_type_hints(type(config))
+    for field in dataclasses.fields(config):
+        value, hint = getattr(config, field.name), hints.get(field.name)
+        wrong = {int: not isinstance(value, int) or isinstance(value, bool),
+                 float: not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value),
+                 str: not isinstance(value, str), bool: not isinstance(value, bool)}.get(hint, False)
+        if wrong:
+            raise ValueError(f"{source}: {field.name} must be {hint.__name__}, got {value!r}")
+        low, high = LIMITS.get(field.name, (None, None))
+        if low is not None and not low <= value <= high:
+            raise ValueError(f"{source}: {field.name} = {value!r} lies outside the plausible range {low}..{high}")
+
+
+def planned_values(build) -> int:
+    """Values in the state dict of the module ``build()`` returns, counted without allocating them
+    (built on torch's meta device)."""
+    with torch.device("meta"):
+        module = build()
+    return sum(t.numel() for t in module.state_dict().values())
+
+
+def safetensors_values(path) -> dict[str, tuple]:
+    """{key: shape} of a safetensors file, read from its header alone; ValueError for a malformed file."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}
+    except Exception as error:  # safetensors reports a malformed file with its own error type
+        raise ValueError(f"{path}: not a readable safetensors file ({error})") from None
+
+
+def check_planned_size(build, shapes: dict, *, source) -> None:
+    """Refuse (ValueError naming ``source``) a model whose config plans far more values than the
+    checkpoint holds (``shapes``: {key: shape}), before it is built."""
+    have = sum(math.prod(shape) for shape in shapes.values())
+    try:
+        planned = planned_values(build)
+    except (ValueError, TypeError, RuntimeError) as error:
+        raise ValueError(f"{source}: config.json does not describe a model that can be built ({error})") from None
+    if planned > SIZE_SLACK * have + 100_000:
+        raise ValueError(f"{source}: config.json describes a model of {planned:,} values but the weights hold {have:,}; "
+                         "refusing to build it")
 
 
 class Student(nn.Module):
@@ -34,6 +96,7 @@ class Student(nn.Module):
         super().__init__()
         config = config if config is not None else self.config_class()
         self.config = dataclasses.replace(config, **overrides) if overrides else config
+        check_config(self.config, source=type(self).__name__)
 
     @property
     def sampling_rate(self) -> int:
@@ -76,7 +139,12 @@ class Student(nn.Module):
         config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
         if not weights_path.exists():
             raise FileNotFoundError(f"{folder}: no {WEIGHTS_FILE} in the model folder")
-        raw = json.loads(config_path.read_text()) if config_path.exists() else {}
+        try:
+            raw = json.loads(config_path.read_text()) if config_path.exists() else {}
+        except ValueError as error:
+            raise ValueError(f"{config_path}: not valid JSON ({error})") from None
+        if not isinstance(raw, dict):
+            raise ValueError(f"{config_path}: expected a JSON object of settings, got {type(raw).__name__}")
         name = raw.get("architecture")
         model_cls = architecture_class(name) if isinstance(name, str) and name else cls
         if model_cls is Student:
@@ -85,6 +153,12 @@ class Student(nn.Module):
             model_cls = Wav2Small
         fields = {f.name for f in dataclasses.fields(model_cls.config_class)}
         config = model_cls.config_class(**{k: v for k, v in raw.items() if k in fields})
+        check_config(config, source=config_path)
+        check_planned_size(lambda: model_cls(config), safetensors_values(weights_path), source=folder)
         model = model_cls(config)
-        model.load_state_dict(load_file(str(weights_path), device=str(map_location)), strict=True)
+        try:
+            model.load_state_dict(load_file(str(weights_path), device=str(map_location)), strict=True)
+        except RuntimeError as error:  # missing, unexpected or mis-shaped tensors
+            details = "; ".join(line.strip() for line in str(error).splitlines()[1:4])
+            raise ValueError(f"{weights_path}: the weights do not fit config.json ({details})") from None
         return model.eval()
