@@ -197,9 +197,10 @@ def test_calibration_from_a_label_store_renders_views_and_holds_out_files(make_a
     from wav2small.views import render_view
 
     store = LabelStore(tmp_path / "labels")
-    store.create({"format": "wav2small-labels/1", "sampling_rate": 16000})
+    audio = make_audio_dir(24, seconds=(1.6, 2.0))
+    store.create({"format": "wav2small-labels/1", "sampling_rate": 16000, "audio_roots": [str(audio)]})
     rows = []
-    files = [str(f) for f in sorted(make_audio_dir(24, seconds=(1.6, 2.0)).glob("*.wav"))]
+    files = [str(f) for f in sorted(audio.glob("*.wav"))]
     for file in files:
         for view, params in enumerate([{}, {"gain": 0.5, "noise": {"colour": "pink", "seed": 3, "gain": 0.01}}]):
             params = {"file": file, "start": 0.5, "end": 1.5, "samples": 16000, **params}

@@ -5,6 +5,7 @@ to read each clip's audio. Readers for MSP-Podcast, any CSV, and a teacher label
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,8 +124,10 @@ def msp_podcast(root, *, split: str = "Test1", version: str | None = None, rated
     else:
         info = {"corpus": "MSP-Podcast", "version": version or msp_release(root) or "unknown", "reference": "human ratings"}
     info.update({"split": split, "labels": str(label_file), "scale": "1..7", "n_in_split": len(table)})
+    audios = (root / "Audios").resolve()
     clips = pd.DataFrame({
-        "file": [str((root / "Audios" / name).resolve()) for name in table["FileName"]],
+        # absolute, not resolved: a symlink loop among the files must cost that file, not the corpus
+        "file": [os.path.abspath(audios / name) for name in table["FileName"].astype(str)],
         "start": np.nan,
         "end": np.nan,
         **{dim: ratings_to_unit(table[col], scale="1..7", source=f"{label_file} {col}") for dim, col in MSP_COLUMNS.items()},
@@ -176,7 +179,7 @@ def csv_corpus(
         raise ValueError(f"{path}: missing column(s) {', '.join(missing)} (found {', '.join(map(str, table.columns))})")
     base = path.resolve().parent
     clips = pd.DataFrame({
-        "file": [str((base / Path(f).expanduser()).resolve()) for f in table[file_column].astype(str)],
+        "file": [os.path.abspath(base / Path(f).expanduser()) for f in table[file_column].astype(str)],
         "start": table["start"].astype(float) if "start" in table.columns else np.nan,
         "end": table["end"].astype(float) if "end" in table.columns else np.nan,
         **{dim: ratings_to_unit(table[columns[dim]], scale=scale, source=f"{path} {columns[dim]}") for dim in LABELS},
@@ -189,7 +192,7 @@ def csv_corpus(
     return Corpus(path.stem, _drop_unrated(clips, info), info)
 
 
-def label_store_corpus(root, *, target: str = "combined", views=None, source=None) -> Corpus:
+def label_store_corpus(root, *, target: str = "combined", views=None, source=None, allow_outside_paths: bool = False) -> Corpus:
     """A teacher label store as ground truth, to measure how faithfully a student follows its teacher.
 
     Args:
@@ -197,13 +200,15 @@ def label_store_corpus(root, *, target: str = "combined", views=None, source=Non
         target: ``combined`` (the teacher ensemble's output) or the name of one member.
         views: view numbers to keep (0 = the clean crop); None keeps every row.
         source: optional ``source(file, start, end)`` serving clean audio (see ``views.render_view``).
+        allow_outside_paths: read rows whose audio lies outside the folders the store was labelled
+            from (by default such a row is an unreadable clip, as is one with implausible parameters).
 
     Each clip is rebuilt exactly as the teacher heard it, by ``views.render_view(row.params)``.
     """
     from .store import LabelStore
     from .views import render_view
 
-    store = LabelStore(root)
+    store = LabelStore(root, allow_outside_paths=allow_outside_paths)
     table = store.read()
     if target == "combined":
         names = {dim: dim for dim in LABELS}
@@ -230,7 +235,7 @@ def label_store_corpus(root, *, target: str = "combined", views=None, source=Non
             "n_in_split": len(table), "store": {k: v for k, v in store.metadata.items() if k in STORE_KEYS}}
 
     def read(row):
-        return render_view(row["params"], source=source)
+        return render_view(store.check_view(row["params"]), source=source)
 
     return Corpus(f"{Path(root).name}, outputs of teacher {teacher}", _drop_unrated(clips, info), info, read)
 

@@ -5,6 +5,7 @@ by gender and speaker, and a report (JSON, Markdown, per-clip CSV, PNG plots).
 from __future__ import annotations
 
 import math
+import os
 import platform
 import sys
 import time
@@ -125,12 +126,12 @@ def predict_corpus(corpus: Corpus, runners: dict, *, batch_size: int = 16, progr
     shortest = {name: int(getattr(p, "min_samples", MIN_SAMPLES)) for name, p in runners.items()}
     errors = {}
     for i, row in enumerate(progress_bar(corpus.clips.to_dict("records"), desc="evaluate", unit="clip", disable=not progress)):
-        if not Path(row["file"]).exists():
+        if not os.path.lexists(row["file"]):  # a link to nowhere or in a loop is there, and unreadable
             errors[i] = MISSING
             continue
         try:
             clip = corpus.read(row)
-        except (AudioError, OSError) as error:
+        except (AudioError, OSError, ValueError) as error:
             errors[i] = getattr(error, "problem", None) or str(error)
             continue
         too_short = [f"{name} needs {m}" for name, m in shortest.items() if len(clip) < m]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import tempfile
 import warnings
 from pathlib import Path
@@ -26,9 +27,10 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from .atomic import atomic_path, write_json, write_text
-from .audio import find_audio_files, read_segment
+from .audio import AudioError, find_audio_files, read_segment
 from .contract import (AUDONNX_FILES, CONTRACT_FILE, CONTRACT_MARKDOWN_FILE, FOOTPRINT_FILE, FOOTPRINT_MARKDOWN_FILE, FP32_FILE,
                        INPUT_NAME, INT8_FILE, LABELS, OUTPUT_NAME, REPORT_FILE, SAMPLING_RATE)
+from .frontend import PRENORM_EPS
 from .holdout import CALIBRATION_SALT, held_out
 from .metrics import concordance_cc, pearson_cc
 from .models import Student
@@ -454,7 +456,9 @@ def calibration_clips(source, *, clip_seconds: float = 2.0, max_clips: int = 256
     file) is used only for checking. From an audio folder, each file gives consecutive crops of
     ``clip_seconds`` (a shorter file gives itself); from a label store, each row's view is rendered
     as the teacher heard it. Each side's files are read in an order shuffled with ``seed`` (so that
-    the budget draws across the whole corpus) until it has its share of ``max_clips``.
+    the budget draws across the whole corpus) until it has its share of ``max_clips``. A file that
+    cannot be read (or a store row that cannot be rendered, see ``LabelStore.check_view``) is
+    recorded in the description's ``skipped`` and the next one is read.
     """
     from .progress import progress_bar
 
@@ -462,13 +466,14 @@ def calibration_clips(source, *, clip_seconds: float = 2.0, max_clips: int = 256
     if is_label_store(root):
         from .views import render_view
 
-        rows = LabelStore(root).read(columns=["file", "params"])
+        store = LabelStore(root)
+        rows = store.read(columns=["file", "params"])
         views = rows.groupby("file", sort=True)["params"].apply(list)
         files = list(views.index)
         kind = "label store"
 
         def clips_of(file):
-            return [render_view(p) for p in views[file]]
+            return [render_view(store.check_view(p)) for p in views[file]]
     else:
         files = [str(f) for f in find_audio_files(root)]
         kind = "audio folder"
@@ -483,11 +488,15 @@ def calibration_clips(source, *, clip_seconds: float = 2.0, max_clips: int = 256
     order = [files[i] for i in np.random.default_rng(seed).permutation(len(files))]
     held_files, calib_files = [f for f in order if f in checking], [f for f in order if f not in checking]
     budget = {"calibration": max(1, int(round(max_clips * (1 - holdout)))), "held_out": max(1, int(round(max_clips * holdout)))}
-    out, used = {}, {}
+    out, used, skipped = {}, {}, {}
     for split, split_files in (("calibration", calib_files), ("held_out", held_files)):
         clips, used[split] = [], []
         for file in progress_bar(split_files, desc=f"read {split}", unit="file", disable=not progress):
-            clips.extend(clips_of(file))
+            try:
+                clips.extend(clips_of(file))
+            except AudioError as error:
+                skipped[error.source] = error.problem
+                continue
             used[split].append(file)
             if len(clips) >= budget[split]:
                 break
@@ -495,7 +504,7 @@ def calibration_clips(source, *, clip_seconds: float = 2.0, max_clips: int = 256
     if len(out["held_out"]) < MIN_HELD_OUT:
         raise ValueError(f"{root}: only {len(out['held_out'])} held-out clips for the int8 check from {len(held_files)} files; "
                          f"give more audio or a larger --holdout (at least {MIN_HELD_OUT} clips)")
-    info = {"source": str(root), "kind": kind, "clip_seconds": clip_seconds}
+    info = {"source": str(root), "kind": kind, "clip_seconds": clip_seconds, "skipped": skipped}
     for split in out:
         info.update({f"{split}_files": len(used[split]), f"{split}_clips": len(out[split]),
                      f"{split}_seconds": round(sum(len(c) for c in out[split]) / SAMPLING_RATE, 2),
@@ -537,13 +546,25 @@ def compare_outputs(reference_path, candidate_path, clips: list[np.ndarray], *, 
 # the folder around the model
 
 
+def gain_floor_db(eps: float) -> float:
+    """The input RMS level (dBFS) above which the prenorm's ``eps`` moves outputs by less than about
+    0.002 on the 0..1 scale: 10 log10(100 eps), where eps is 1 % of the clip's power (measured with
+    bench/gain_invariance.py: 0.0017 there, 0.01 at 8 dB below, 0.1 at 20 dB below)."""
+    return 10 * math.log10(100 * eps)
+
+
 def write_contract(out_dir, student: Student) -> dict:
-    """Write ``contract.json`` and ``CONTRACT.md``: what goes in, what comes out."""
+    """Write ``contract.json`` and ``CONTRACT.md``: what goes in, what comes out, and where that stops
+    holding (quiet input, NaN)."""
     out_dir = Path(out_dir)
+    eps = float(getattr(student.config, "prenorm_eps", PRENORM_EPS))
+    floor = round(gain_floor_db(eps), 1)
     contract = {
         "input": {"name": INPUT_NAME, "dtype": "float32", "shape": ["batch", "samples"], "dynamic_axes": [0, 1],
-                  "sampling_rate": SAMPLING_RATE, "channels": "mono",
-                  "min_samples": int(student.min_samples), "gain": "any: each clip is normalised to zero mean and unit power inside the model"},
+                  "sampling_rate": SAMPLING_RATE, "channels": "mono", "min_samples": int(student.min_samples),
+                  "gain": f"any above {floor:g} dBFS RMS: each clip is normalised to zero mean and unit power inside the model",
+                  "prenorm_eps": eps, "gain_invariant_above_dbfs": floor,
+                  "nan": "a NaN or infinite sample makes that clip's whole output NaN (other clips of the batch are unaffected)"},
         "output": {"name": OUTPUT_NAME, "dtype": "float32", "shape": ["batch", 3], "labels": list(LABELS),
                    "scale": "nominally 0..1 (MSP-Podcast 1..7 ratings mapped by (y - 1) / 6), no activation, not clipped"},
         "files": {"fp32": FP32_FILE, "int8": INT8_FILE if (out_dir / INT8_FILE).exists() else None,
@@ -563,6 +584,16 @@ def write_contract(out_dir, student: Student) -> dict:
   changes the result. Run clips of different lengths one by one or in equal-length groups.
 - Silence or any constant signal gives one fixed output (the answer to an empty spectrum), not a
   neutral rating.
+- Gain: outputs do not depend on the input's gain while the clip's RMS is above {floor:g} dBFS (changes
+  below 0.002 on the 0..1 scale). Below, the normalisation's epsilon ({eps:g}, added to the clip's power)
+  is no longer negligible and outputs drift towards the silence output: by about 0.01 at {floor - 8:g} dBFS,
+  0.1 at {floor - 20:g} dBFS, and far below (a speech clip times 1e-30) they are the silence output. Peaks
+  above about 1e18 (a clip times 1e20) overflow float32 and also give the silence output (wav2small
+  refuses samples above 1e12 before they reach a model). A model folder whose config.json
+  sets `prenorm_eps` to 1e-14 keeps invariance down to -120 dBFS (outputs at -20 dBFS change by about
+  2e-6, at -50 dBFS by 0.002); the published card uses 1e-7.
+- NaN or infinite samples: that clip's whole output is NaN (the normalisation spreads them over the
+  clip); other clips of the batch are unaffected. Check inputs with `numpy.isfinite` first.
 - `{FP32_FILE}` is the reference. `{INT8_FILE}` (if present) stores the network weights as int8 and
   keeps the log-mel front-end in fp32; its agreement with fp32 on held-out audio is in `report.json`.
 - audonnx: `audonnx.load(DIR)` reads `model.yaml` (`model.audonnx.onnx`: the same graph with the batch

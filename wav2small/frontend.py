@@ -17,11 +17,15 @@ from torch import nn
 
 
 PRENORMS = ("utterance", "running")
+#: The prenorm's epsilon, added to the clip's power: the published card's value. It keeps silence
+#: finite and makes outputs gain-invariant only while the clip's power is well above it (RMS above
+#: about 10 log10(100 eps) = -50 dBFS); a smaller one (1e-14: -120 dBFS) is an opt-in per model.
+PRENORM_EPS = 1e-7
 #: Blocks per segment of the vectorised running average (a (256 x 256) matrix per segment).
 SEGMENT_BLOCKS = 256
 
 
-def prenorm(x: torch.Tensor, mask: torch.Tensor | None = None, eps: float = 1e-7) -> torch.Tensor:
+def prenorm(x: torch.Tensor, mask: torch.Tensor | None = None, eps: float = PRENORM_EPS) -> torch.Tensor:
     """Per-utterance zero mean, unit power: (x - mean) / sqrt(mean((x - mean)^2) + eps).
 
     ``mask`` (B, N) of 0/1 restricts the statistics to the valid samples. Returns a new tensor;
@@ -94,7 +98,7 @@ def _decay_matrix(a: float, size: int, dtype: torch.dtype, device: str) -> tuple
 
 
 def running_prenorm(x: torch.Tensor, *, hop: int, a: float, state: torch.Tensor | None = None,
-                    eps: float = 1e-7) -> tuple[torch.Tensor, torch.Tensor]:
+                    eps: float = PRENORM_EPS) -> tuple[torch.Tensor, torch.Tensor]:
     """Causal prenorm: each block of ``hop`` samples is normalised with the running mean and power
     of the input up to and including that block.
 
@@ -172,24 +176,25 @@ class LogMelFrontEnd(nn.Module):
     ``prenorm``: ``"utterance"`` (the published model: mean and power of the whole input) or
     ``"running"`` (causal: running mean and power with time constant ``prenorm_seconds``, updated
     every ``hop`` samples; see :func:`running_prenorm`), the one a stream can compute.
+    ``prenorm_eps``: added to the power before the division (see ``PRENORM_EPS``).
     """
 
     def __init__(self, sampling_rate: int = 16000, n_fft: int = 64, hop: int = 32, n_mels: int = 26, *,
-                 prenorm: str = "utterance", prenorm_seconds: float = 2.0):
+                 prenorm: str = "utterance", prenorm_seconds: float = 2.0, prenorm_eps: float = PRENORM_EPS):
         super().__init__()
         if prenorm not in PRENORMS:
             raise ValueError(f"prenorm must be one of {PRENORMS}, got {prenorm!r}")
         self.spectrogram_extractor = SpectrogramExtractor(n_fft, hop)
         self.logmel_extractor = LogmelExtractor(sampling_rate, n_fft, n_mels)
-        self.prenorm, self.hop = prenorm, hop
+        self.prenorm, self.hop, self.prenorm_eps = prenorm, hop, prenorm_eps
         self.prenorm_decay = running_decay(hop, prenorm_seconds, sampling_rate)
 
     def normalise(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """The prenorm of this front-end. ``mask`` restricts the per-utterance statistics; the running
         prenorm is causal, so padding after the audio cannot change it and ``mask`` is not needed."""
         if self.prenorm == "utterance":
-            return prenorm(x, mask)
-        return running_prenorm(x, hop=self.hop, a=self.prenorm_decay)[0]
+            return prenorm(x, mask, eps=self.prenorm_eps)
+        return running_prenorm(x, hop=self.hop, a=self.prenorm_decay, eps=self.prenorm_eps)[0]
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.logmel_extractor(self.spectrogram_extractor(self.normalise(x, mask)))

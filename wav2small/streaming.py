@@ -77,6 +77,7 @@ class StreamingWav2Small(nn.Module):
         self.context_samples = config.n_fft - config.hop + (-config.n_fft) % config.hop
         self.prenorm_seconds = float(prenorm_seconds if prenorm_seconds is not None else config.prenorm_seconds)
         self.prenorm_decay = running_decay(config.hop, self.prenorm_seconds, config.sampling_rate)
+        self.prenorm_eps = config.prenorm_eps
         self.decay_seconds = decay_seconds
         pooled_seconds = 2 * config.hop / config.sampling_rate  # one pooled position
         self.age_logit = pooled_seconds / decay_seconds if decay_seconds else 0.0  # logit lost per position of age
@@ -151,7 +152,7 @@ class StreamingWav2Small(nn.Module):
         hop, batch = self.hop, samples.shape[0]
         n = samples.shape[1] // hop
         p = state["position"]  # (B,) index of this step's first frame
-        y, prenorm_stats = running_prenorm(samples, hop=hop, a=self.prenorm_decay, state=state["prenorm_stats"])
+        y, prenorm_stats = running_prenorm(samples, hop=hop, a=self.prenorm_decay, state=state["prenorm_stats"], eps=self.prenorm_eps)
         seq = torch.cat([state["ctx_samples"], y], dim=1)  # (B, R + n hop)
         if n:
             frames = self.logmel_extractor(self.spectrogram_extractor(seq))  # (B, 1, n, M)
@@ -162,7 +163,7 @@ class StreamingWav2Small(nn.Module):
 
         tail = frames[:, :, :0]  # provisional frames: only from a partial hop
         if readout and partial is not None and partial.shape[1]:
-            y_part, _ = running_prenorm(partial, hop=hop, a=self.prenorm_decay, state=prenorm_stats)
+            y_part, _ = running_prenorm(partial, hop=hop, a=self.prenorm_decay, state=prenorm_stats, eps=self.prenorm_eps)
             tail_seq = torch.cat([ctx_samples, y_part], dim=1)
             count = (tail_seq.shape[1] - self.n_fft) // hop + 1 if tail_seq.shape[1] >= self.n_fft else 0
             if count:

@@ -46,6 +46,8 @@ def add_arguments(parser):
     store = parser.add_argument_group("label store")
     store.add_argument("--target", default="combined", help="combined (teacher ensemble) or a member name (default: %(default)s)")
     store.add_argument("--view", type=int, action="append", help="keep only this view (0 = clean crop); repeatable (default: all)")
+    store.add_argument("--allow-outside-paths", action="store_true",
+                       help="read rows whose audio lies outside the folders the store was labelled from (if you trust the store)")
     run_group = parser.add_argument_group("run")
     run_group.add_argument("--batch-size", type=int, default=16, help="clips per forward pass, equal lengths only (default: %(default)s)")
     run_group.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
@@ -60,7 +62,7 @@ def _reader_options(args, kind: str) -> dict:
     if kind == "csv":
         columns = {dim: getattr(args, f"{dim}_column") for dim in LABELS}
         return {"file_column": args.file_column, "columns": columns, "scale": args.scale}
-    return {"target": args.target, "views": args.view}
+    return {"target": args.target, "views": args.view, "allow_outside_paths": args.allow_outside_paths}
 
 
 def run(args) -> int:

@@ -70,5 +70,7 @@ def summary(report: dict) -> str:
                         if q["activations"] == "auto" else "") + "); the log-mel front-end stays fp32")
         lines.append(f"int8 vs fp32 on {q['clips']} held-out clips: "
                      + ", ".join(f"{k} Pearson {q['pearson'][k]:.4f} CCC {q['ccc'][k]:.4f}" for k in q["pearson"]))
+        skipped = q["data"].get("skipped") or {}
+        lines += [f"calibration skipped {file}: {problem}" for file, problem in skipped.items()]
     lines.append("files: " + ", ".join(f"{name} {size:,} B" for name, size in report["files"].items() if name.endswith(".onnx")))
     return "\n".join(lines)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..frontend import LogMelFrontEnd
+from ..frontend import PRENORM_EPS, LogMelFrontEnd
 from .base import Student
 
 
@@ -115,7 +115,8 @@ class MobileNetStudent(Student):
         super().__init__(config, **overrides)
         if self.config.variant not in self.tables:
             raise ValueError(f"unknown {type(self).__name__} variant {self.config.variant!r}; choose one of {sorted(self.tables)}")
-        self.frontend = LogMelFrontEnd(self.config.sampling_rate, self.config.n_fft, self.config.hop, self.config.n_mels)
+        self.frontend = LogMelFrontEnd(self.config.sampling_rate, self.config.n_fft, self.config.hop, self.config.n_mels,
+                                       prenorm_eps=self.config.prenorm_eps)
 
     def _build_head(self, c_in: int, hidden: int, act: type, *, norm: bool):
         pooled = [nn.Linear(c_in, hidden, bias=False), nn.BatchNorm1d(hidden)] if norm else [nn.Linear(c_in, hidden)]
@@ -187,7 +188,8 @@ class MobileNetConfig:
 
     variant: the block table. n_fft, hop: frame and hop in samples of the conv-DFT front-end
     (400 / 160 = 25 ms / 10 ms at 16 kHz, the usual speech frames). n_mels: mel bands (64, so
-    the 32x downsampling leaves 2 bands). dropout: before the last Linear.
+    the 32x downsampling leaves 2 bands). dropout: before the last Linear. prenorm_eps: see
+    :class:`wav2small.models.Wav2SmallConfig`.
     """
 
     variant: str = ""
@@ -196,6 +198,7 @@ class MobileNetConfig:
     n_mels: int = 64
     dropout: float = 0.0
     sampling_rate: int = 16000
+    prenorm_eps: float = PRENORM_EPS
 
 
 @dataclass
