@@ -66,6 +66,19 @@ def test_export_folder_holds_models_contract_and_reports(exported):
     assert q["fp32_frontend_nodes"], "the front-end must be left in fp32"
 
 
+def test_the_contract_says_what_nan_and_quiet_input_do_and_the_model_does_it(exported, fitted_folder):
+    contract = json.loads((exported / "contract.json").read_text())
+    assert contract["input"]["prenorm_eps"] == 1e-7 and contract["input"]["gain_invariant_above_dbfs"] == -50
+    assert "NaN" in contract["input"]["nan"]
+    text = (exported / "CONTRACT.md").read_text()
+    assert "above -50 dBFS" in text and "prenorm_eps" in text and "NaN" in text
+    x = np.stack([synth_speech(1.0, seed=5)] * 3)
+    x[1, 1000] = np.nan
+    out = OnnxRunner(exported)(x)
+    assert np.isnan(out[1]).all() and np.isfinite(out[[0, 2]]).all()  # NaN in: that clip's output NaN, the others intact
+    np.testing.assert_allclose(out[0], out[2])
+
+
 def test_the_export_says_what_int8_means_for_the_card_model(exported):
     from wav2small.cli.export import summary
 

@@ -153,3 +153,27 @@ def test_unknown_hub_id_fails_fast_with_a_local_copy_hint(tmp_path, monkeypatch)
     assert "--local-dir ./models/wav2small`" in str(error.value) and "--local-dir ./wav2small" not in str(error.value)
     with pytest.raises(ModelNotFoundError, match="no such model folder"):
         Wav2Small.from_pretrained(str(tmp_path / "missing"))
+
+
+def test_gain_invariance_holds_above_the_documented_floor_and_the_opt_in_epsilon_extends_it():
+    from wav2small.export import gain_floor_db
+    from wav2small.testing import fit_wav2small, synth_speech
+
+    torch.manual_seed(0)
+    clips = [synth_speech(1.0, seed) for seed in range(12)]
+    card = fit_wav2small(Wav2Small(), clips).eval()  # outputs spread across clips as a trained model's do
+    opt_in = Wav2Small(prenorm_eps=1e-14).eval()
+    opt_in.load_state_dict(card.state_dict())
+    x = torch.from_numpy(np.stack(clips[:6])).double()
+    x = x / x.pow(2).mean(1, keepdim=True).sqrt()  # 0 dBFS RMS
+
+    def change(model, db):  # largest output change against the same clips at -20 dBFS
+        with torch.no_grad():
+            return (model((x * 10 ** (db / 20)).float()) - model((x * 0.1).float())).abs().max().item()
+
+    assert gain_floor_db(1e-7) == pytest.approx(-50) and gain_floor_db(1e-14) == pytest.approx(-120)
+    assert change(card, -50) < 0.003 and change(card, 60) < 1e-4
+    assert change(card, -70) > 0.03  # below the floor the card's outputs drift, as the contract says
+    assert change(opt_in, -90) < 1e-4 and change(opt_in, -110) < 1e-3
+    with torch.no_grad():  # at speech levels the opt-in barely changes the card's outputs
+        assert (card((x * 0.1).float()) - opt_in((x * 0.1).float())).abs().max() < 1e-4

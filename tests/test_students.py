@@ -75,6 +75,26 @@ def test_unknown_student_and_option():
         create_student("wav2small", chanels=20)
 
 
+@pytest.mark.parametrize("name, options, words", [
+    ("wav2small", {"channels": 100000}, "channels = 100000 lies outside the plausible range 1..1024"),
+    ("wav2small", {"channels": 0}, "plausible range"),
+    ("wav2small", {"n_fft": -64}, "plausible range"),
+    ("wav2small", {"channels": "13"}, "channels must be int"),
+    ("wav2small", {"channels": 13.0}, "channels must be int"),
+    ("wav2small", {"prenorm_eps": float("nan")}, "prenorm_eps must be float"),
+    ("mobilenetv3-small", {"n_mels": 100000}, "plausible range"),
+    ("mobilenetv4-conv-small", {"dropout": 1.5}, "plausible range"),
+])
+def test_implausible_or_mistyped_settings_are_refused_before_anything_is_built(name, options, words, monkeypatch):
+    import torch.nn
+
+    built = []
+    monkeypatch.setattr(torch.nn.Conv2d, "__init__", lambda self, *a, **k: built.append(a) or pytest.fail("a layer was built"))
+    with pytest.raises(ValueError, match=words):
+        create_student(name, **options)
+    assert not built
+
+
 def test_students_command_lists_every_preset(capsys):
     from wav2small.cli import main
 

@@ -249,3 +249,84 @@ def test_licences_are_recorded_only_where_known(tiny, tmp_path):
     label_audio(write_audio_dir(tmp_path / "audio", 2, seconds=0.5), str(tiny["dawn"]), store, crop_dur=1.0, views=0,
                 progress=False)
     assert LabelStore(store).metadata["teacher"]["licence"] == made_here.licence  # not "CC BY-NC-SA 4.0"
+
+
+def test_a_folder_with_remote_code_never_prompts_and_never_runs_it(tmp_path, monkeypatch):
+    import builtins
+
+    from safetensors.torch import save_file
+
+    folder, marker = tmp_path / "remote", tmp_path / "remote-code-ran"
+    folder.mkdir()
+    (folder / "custom.py").write_text(f"open({str(marker)!r}, 'w').close()\n")  # what a hostile folder would do
+    (folder / "config.json").write_text(json.dumps({
+        "model_type": "custom-ser", "architectures": ["CustomModel"],
+        "auto_map": {"AutoConfig": "custom.CustomConfig", "AutoModelForAudioClassification": "custom.CustomModel"},
+        "id2label": {"0": "arousal", "1": "dominance", "2": "valence"}}))
+    save_file({"head.weight": torch.zeros(3, 4)}, str(folder / "model.safetensors"))
+    asked = []
+    monkeypatch.setattr(builtins, "input", lambda prompt="": asked.append(prompt) or "y")  # a user pressing "y"
+    with pytest.raises(ValueError, match=str(folder)):
+        load_teacher(folder)
+    assert not asked and not marker.exists()
+
+
+def test_published_layouts_are_recognised_by_their_keys_whatever_config_names(tiny, tmp_path):
+    import shutil
+
+    folder = tmp_path / "renamed"
+    shutil.copytree(tiny["dawn"], folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "architectures": ["Wav2Vec2ForSequenceClassification"]}))
+    x = waves(2)
+    teacher = load_teacher(folder)
+    assert isinstance(teacher, DawnTeacher)  # not a transformers class with a randomly initialised head
+    with torch.inference_mode():
+        torch.testing.assert_close(teacher(x), load_teacher(tiny["dawn"])(x))
+
+
+def test_a_generic_checkpoint_with_missing_or_unexpected_keys_is_refused_naming_them(tmp_path):
+    from safetensors.torch import save_file
+    from transformers import Wav2Vec2Config, Wav2Vec2ForSequenceClassification
+
+    labels = {0: "arousal", 1: "dominance", 2: "valence"}
+    config = Wav2Vec2Config(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, conv_dim=(16,) * 7,
+                            num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, classifier_proj_size=8,
+                            num_labels=3, id2label=labels, label2id={v: k for k, v in labels.items()})
+    Wav2Vec2ForSequenceClassification(config).save_pretrained(tmp_path / "generic")
+    state = load_file(str(tmp_path / "generic" / "model.safetensors"))
+    del state["classifier.weight"]
+    state["head.extra"] = torch.zeros(3)
+    save_file(state, str(tmp_path / "generic" / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(ValueError, match=r"missing \['classifier.weight'\], unexpected \['head.extra'\]"):
+        load_teacher(tmp_path / "generic")
+
+
+def test_a_weight_map_cannot_point_outside_the_teacher_folder(tiny, tmp_path):
+    from safetensors.torch import save_file
+
+    state = load_file(str(tiny["dawn"] / "model.safetensors"))
+    (tmp_path / "elsewhere").mkdir()
+    save_file(state, str(tmp_path / "elsewhere" / "x.safetensors"))
+    folder = tmp_path / "teachers" / "sharded"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text((tiny["dawn"] / "config.json").read_text())
+    save_file(state, str(folder / "model-00001-of-00002.safetensors"))
+    shards = ["model-00001-of-00002.safetensors", "../../elsewhere/x.safetensors"]
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {k: shards[i % 2] for i, k in enumerate(state)}}))
+    with pytest.raises(ValueError, match="weight_map entry '../../elsewhere/x.safetensors' points outside the teacher folder"):
+        load_teacher(folder)
+
+
+def test_a_config_planning_far_more_than_its_weights_is_refused_before_anything_is_built(tiny, tmp_path, monkeypatch):
+    import shutil
+
+    folder = tmp_path / "huge"
+    shutil.copytree(tiny["dawn"], folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "hidden_size": 64000, "intermediate_size": 256000}))
+    built = []
+    monkeypatch.setattr(DawnTeacher, "_load_published", lambda self, *a, **k: built.append(self))
+    with pytest.raises(ValueError, match="config.json describes a model of .* values but the weights hold"):
+        load_teacher(folder)
+    assert not built

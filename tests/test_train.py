@@ -213,3 +213,114 @@ def test_a_short_run_validates_several_times_and_without_validation_writes_only_
     printed = capsys.readouterr().out
     assert "no validation" in printed and "so no best/: the model is in" in printed and "(best)" not in printed
     assert (tmp_path / "unvalidated" / "last").is_dir() and not (tmp_path / "unvalidated" / "best").exists()
+
+
+def _quick(store, out, **changes) -> TrainConfig:
+    """A 4-step run validating and checkpointing every 2 steps."""
+    settings = dict(store=str(store), out=str(out), student_options={"channels": 4}, batch_size=4, steps=4, valid_every=2,
+                    warmup_steps=1, workers=0, threads=1, valid_fraction=0.25, progress=False)
+    return TrainConfig(**{**settings, **changes})
+
+
+def test_a_crafted_state_file_in_the_run_folder_cannot_run_code(small_store, tmp_path):
+    run, marker = tmp_path / "run", tmp_path / "code-ran"
+    run.mkdir()
+
+    class Payload:  # unpickling it calls open(marker, "w"): any call could be there
+        def __reduce__(self):
+            return open, (str(marker), "w")
+
+    torch.save({"step": 0, "model": Payload()}, run / "state.pt")
+    with pytest.raises(ValueError, match="pickle format .* is not loaded"):
+        train(_quick(small_store, run))
+    assert not marker.exists()
+    from wav2small.train import convert_pickled_state
+
+    with pytest.raises(ValueError, match="refused to load this pickled training state .*open"):
+        convert_pickled_state(run)  # even when the user asks for it
+    assert not marker.exists()
+
+
+def test_an_old_pickled_state_is_converted_on_request_and_the_run_resumes(small_store, tmp_path, capsys):
+    import shutil
+
+    from wav2small.state import load_state
+
+    run = tmp_path / "run"
+    command = _command(small_store, run)[3:]
+    command[command.index("40")] = "4"
+    assert main(command) == 0
+    torch.save(load_state(run / "state"), run / "state.pt")  # the run as an older wav2small left it
+    shutil.rmtree(run / "state")
+    capsys.readouterr()
+    assert main(command) == 2
+    assert "--convert-state" in capsys.readouterr().err
+    assert main([*command, "--convert-state"]) == 0
+    assert "already trained for 4 steps" in capsys.readouterr().out
+    assert (run / "state.pt.converted").exists() and load_state(run / "state")["step"] == 4
+
+
+def test_a_restart_clears_what_kills_left_and_restores_a_half_swapped_model_folder(small_store, tmp_path):
+    run = tmp_path / "run"
+    train(_quick(small_store, run))
+    best = Student.from_pretrained(run / "best").state_dict()
+    # a kill while writing each kind of file, and one between the two renames that swap best/ in
+    for name in (".best.1a2b3c4d.tmp", ".last.5e6f7a8b.tmp", ".state.0badc0de.tmp"):
+        (run / name).mkdir()
+        (run / name / "model.safetensors").write_bytes(b"half written")
+    (run / ".log.csv.12345678.tmp").write_text("step\n")
+    (run / ".state.pt.deadbeef.tmp").write_bytes(b"older wav2small")
+    os.rename(run / "best", run / ".best.old")
+    train(_quick(small_store, run))  # finished: nothing to train, but the folder is put right
+    assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == [".lock"]
+    restored = Student.from_pretrained(run / "best").state_dict()
+    assert all(torch.equal(best[k], restored[k]) for k in best)
+
+
+def test_disk_full_while_checkpointing_keeps_the_previous_checkpoint(small_store, tmp_path, monkeypatch, capsys):
+    import errno
+
+    import wav2small.atomic
+    from wav2small.state import load_state
+
+    run = tmp_path / "run"
+    command = _command(small_store, run)[3:]
+    command[command.index("40")], command[command.index("--valid-every") + 1] = "4", "2"
+    real_fsync = wav2small.atomic._fsync_file
+
+    def full(path):  # the disk fills up after the first checkpoint
+        if (run / "state").exists():
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real_fsync(path)
+
+    monkeypatch.setattr(wav2small.atomic, "_fsync_file", full)
+    capsys.readouterr()
+    assert main(command) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "Traceback" not in "\n".join(err)
+    assert "writing the checkpoint of step 4 failed (No space left on device); the previous checkpoint is intact" in err[-1]
+    assert load_state(run / "state")["step"] == 2 and Student.from_pretrained(run / "last")
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
+    monkeypatch.setattr(wav2small.atomic, "_fsync_file", real_fsync)
+    assert main(command) == 0 and load_state(run / "state")["step"] == 4  # space again: it resumes
+
+
+def test_the_audio_cache_decodes_again_what_changed_on_disk_and_sweeps_a_killed_build(tmp_path):
+    import soundfile as sf
+
+    from wav2small.audio import read_segment
+    from wav2small.testing import write_audio_dir
+
+    files = sorted(write_audio_dir(tmp_path / "audio", 2, seconds=1.0).glob("*.wav"))
+    params = [json.dumps({"file": str(f), "start": 0.0, "end": 0.5, "samples": 8000}) for f in files]
+    cache = build_audio_cache(params, tmp_path / "cache", progress=False)
+    before = [cache.read(f, 0.0, 0.5) for f in files]
+    sf.write(files[0], synth_speech(1.0, seed=99), 16000, subtype="PCM_16")  # the source is replaced
+    os.utime(files[0], ns=(time.time_ns(), os.stat(files[0]).st_mtime_ns + 10**9))
+    killed = tmp_path / "cache" / f".{cache.folder.name}.0badc0de.tmp"
+    killed.mkdir()
+    again = build_audio_cache(params, tmp_path / "cache", progress=False)
+    assert np.array_equal(again.read(files[0], 0.0, 0.5), read_segment(files[0], 0.0, 0.5))
+    assert not np.array_equal(again.read(files[0], 0.0, 0.5), before[0])
+    assert np.array_equal(again.read(files[1], 0.0, 0.5), before[1]) and again.misses == 0
+    assert not killed.exists()

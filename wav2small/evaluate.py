@@ -126,7 +126,7 @@ def predict_corpus(corpus: Corpus, runners: dict, *, batch_size: int = 16, progr
     shortest = {name: int(getattr(p, "min_samples", MIN_SAMPLES)) for name, p in runners.items()}
     errors = {}
     for i, row in enumerate(progress_bar(corpus.clips.to_dict("records"), desc="evaluate", unit="clip", disable=not progress)):
-        if not os.path.lexists(row["file"]):  # a link to nowhere or in a loop is there, and unreadable
+        if not os.path.lexists(row["file"]):  # a symlink loop is there (and unreadable, as the reader says)
             errors[i] = MISSING
             continue
         try:

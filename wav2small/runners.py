@@ -18,7 +18,7 @@ import torch
 
 from .contract import CONTRACT_FILE, FP32_FILE, MIN_SAMPLES, MODEL_FILES
 from .hub import is_model_folder, resolve_pretrained
-from .models.base import WEIGHTS_FILE
+from .models.base import WEIGHTS_FILE, read_config
 
 
 class TorchRunner:
@@ -147,8 +147,7 @@ def _folder_kind(folder: Path) -> str:
     """"onnx", "student" or "teacher" for a model folder, from its files and config.json."""
     if (folder / FP32_FILE).exists() and not (folder / WEIGHTS_FILE).exists():
         return "onnx"
-    config = folder / "config.json"
-    raw = json.loads(config.read_text()) if config.exists() else {}
+    raw = read_config(folder)
     # a student's config names its architecture; the published card's has no model_type; a
     # transformers checkpoint (every teacher) has one
     return "student" if _is_student_config(raw) or not raw.get("model_type") else "teacher"

@@ -18,7 +18,7 @@ from torch import nn
 from .contract import LABELS, SAMPLING_RATE
 from .frontend import prenorm
 from .hub import is_model_folder, resolve_pretrained
-from .models.base import check_planned_size, safetensors_values
+from .models.base import check_planned_size, read_config, safetensors_values
 
 
 #: Short names for the paper's teachers; "dawn+odyssey" is the ensemble Wav2Small was distilled from.
@@ -386,7 +386,7 @@ class OdysseyTeacher(Teacher):
 
     @classmethod
     def _from_folder(cls, folder: Path, source) -> "OdysseyTeacher":
-        config = _read_config(folder)
+        config = read_config(folder)
         for key in ("mean", "std"):
             if key not in config:
                 raise ValueError(f"{folder}/config.json: no normalisation constant '{key}' (an Odyssey config holds mean and std)")
@@ -561,16 +561,6 @@ def teacher_members(spec) -> list[str]:
     return [s.strip() for s in spec.split("+") if s.strip()]
 
 
-def _read_config(folder: Path) -> dict:
-    try:
-        config = json.loads((folder / "config.json").read_text())
-    except ValueError as error:
-        raise ValueError(f"{folder}/config.json: not valid JSON ({error})") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"{folder}/config.json: expected a JSON object, got {type(config).__name__}")
-    return config
-
-
 #: State-dict keys that only the published layouts have (checked as well as config.json's name).
 DAWN_KEYS = ("classifier.dense.weight", "classifier.out_proj.weight", "wav2vec2.feature_projection.projection.weight")
 ODYSSEY_KEYS = ("pool_model.sap_linear.weight", "pool_model.attention", "ser_model.out.0.weight")
@@ -580,7 +570,7 @@ def _load_member(name: str) -> Teacher:
     """One teacher, its class chosen by its weights' keys and its config.json; its folder is resolved once."""
     source = hub_source(name)
     folder = _resolve_teacher(source)
-    config = _read_config(folder)
+    config = read_config(folder)
     architectures = config.get("architectures") or []
     keys = _checkpoint_shapes(folder)
     if all(k in keys for k in ODYSSEY_KEYS) or config.get("model_type") == "ser" or "SERModel" in architectures:

@@ -380,7 +380,9 @@ def _run(config: TrainConfig, rank: int, world: int, device: torch.device) -> di
     problems = np.array(store.view_problems(frame["params"]), dtype=object)
     unusable = problems != ""  # rows no view can be rendered from (implausible, or reading outside the store's folders)
     if main and unusable.any():
-        print(f"leaving out {int(unusable.sum())} rows of the label store whose views cannot be used, e.g. {problems[unusable][0]}")
+        reasons = list(dict.fromkeys(problems[unusable]))  # each problem once
+        print(f"leaving out {int(unusable.sum())} rows of the label store whose views cannot be used:\n  " + "\n  ".join(reasons[:5])
+              + (f"\n  ... and {len(reasons) - 5} more" if len(reasons) > 5 else ""))
 
     # audio: rank 0 builds the packed cache (or finds it), the others wait for it to appear; no
     # collective here, since building a large cache can outlast a process group's timeout

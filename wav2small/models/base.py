@@ -32,6 +32,21 @@ LIMITS = {
 SIZE_SLACK = 2
 
 
+def read_config(folder) -> dict:
+    """The ``config.json`` of a model folder as a dict ({} when there is none); ValueError naming the
+    file when it is not a JSON object."""
+    path = Path(folder) / CONFIG_FILE
+    if not path.exists():
+        return {}
+    try:
+        raw = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a JSON object of settings, got {type(raw).__name__}")
+    return raw
+
+
 def check_config(config, *, source="config") -> None:
     """Raise ValueError naming ``source`` and the field when a setting of the dataclass ``config`` has
     the wrong type (an int must be an int, a float a finite number, a str a str) or lies outside
@@ -139,12 +154,7 @@ class Student(nn.Module):
         config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
         if not weights_path.exists():
             raise FileNotFoundError(f"{folder}: no {WEIGHTS_FILE} in the model folder")
-        try:
-            raw = json.loads(config_path.read_text()) if config_path.exists() else {}
-        except ValueError as error:
-            raise ValueError(f"{config_path}: not valid JSON ({error})") from None
-        if not isinstance(raw, dict):
-            raise ValueError(f"{config_path}: expected a JSON object of settings, got {type(raw).__name__}")
+        raw = read_config(folder)
         name = raw.get("architecture")
         model_cls = architecture_class(name) if isinstance(name, str) and name else cls
         if model_cls is Student:
