@@ -106,7 +106,9 @@ def test_load_audio(world, refused):
 
 
 def test_predict_api(world, refused):
-    frame = predict(_files(world), model=world["model"], on_error="skip")
+    with pytest.warns(UserWarning) as warned:  # on_error="skip" warns about each file it leaves out
+        frame = predict(_files(world), model=world["model"], on_error="skip")
+    assert sorted(str(w.message).split(": ")[0] for w in warned) == sorted(_files(world, world["bad"]))
     assert sorted(frame.index.get_level_values("file")) == _files(world, GOOD)
     failed = frame.attrs["failed"]
     assert sorted(failed) == sorted(_files(world, world["bad"]))

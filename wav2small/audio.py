@@ -95,6 +95,16 @@ def _integrity(path: str, identity: tuple) -> str | None:
     return None
 
 
+def _soundfile(path: Path) -> sf.SoundFile:
+    try:
+        return sf.SoundFile(path)
+    except (sf.LibsndfileError, RuntimeError) as error:
+        with open(path, "rb"):  # libsndfile says "System error" where the OS refused: let the OS say why
+            pass
+        reason = str(error).split(":", 1)[-1].strip() or "unreadable"
+        raise AudioError(path, f"not a readable audio file ({reason})") from None
+
+
 def _open(path) -> sf.SoundFile:
     """Open an audio file whose header is plausible and whose container is whole; AudioError otherwise."""
     path = Path(path)
@@ -104,25 +114,19 @@ def _open(path) -> sf.SoundFile:
             raise AudioError(path, "is a directory, not an audio file")
         if stat.st_size == 0:
             raise AudioError(path, "empty file (0 bytes)")
-        try:
-            f = sf.SoundFile(path)
-        except (sf.LibsndfileError, RuntimeError) as error:
-            with open(path, "rb"):  # a file libsndfile cannot open for an OS reason: say which
-                pass
-            reason = str(error).split(":", 1)[-1].strip() or "unreadable"
-            raise AudioError(path, f"not a readable audio file ({reason})") from None
+        f = _soundfile(path)
         try:
             check_rate(f.samplerate, path, where=" in the file header")
             problem = _integrity(str(path), (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns))
-        except (AudioError, OSError):
+        except BaseException:
             f.close()
             raise
-        if problem:
-            f.close()
-            raise AudioError(path, problem)
-        return f
     except OSError as error:
         raise AudioError(path, os_problem(error)) from None
+    if problem:
+        f.close()
+        raise AudioError(path, problem)
+    return f
 
 
 def audio_duration(path) -> float:

@@ -26,8 +26,10 @@ import numpy as np
 import pandas as pd
 
 from .atomic import atomic_path, write_json
+from .audio import AudioError
 from .contract import LABELS, SAMPLING_RATE
 from .locks import file_lock
+from .views import check_view, view_files
 
 METADATA_FILE = "metadata.json"
 FORMAT = "wav2small-labels/1"
@@ -104,9 +106,6 @@ class LabelStore:
         and every file it reads lies in :attr:`audio_roots` (unless ``allow_outside_paths``);
         AudioError naming the file otherwise. A store is data from disk: a row must not make a
         reader open files elsewhere."""
-        from .audio import AudioError
-        from .views import check_view, view_files
-
         params = check_view(params)
         if self.allow_outside_paths:
             return params
@@ -115,18 +114,15 @@ class LabelStore:
         for file in view_files(params):
             if not is_inside(file, self._roots):
                 roots = sorted(self._roots)
-                roots = (", ".join(roots[:3]) + (f" and {len(roots) - 3} more" if len(roots) > 3 else "")) if roots \
-                    else "none recorded: the store was made by an older wav2small"
+                named = ", ".join(roots[:3]) + (f" and {len(roots) - 3} more" if len(roots) > 3 else "")
                 raise AudioError(file, f"a row of the label store {self.root} reads this file, outside the folders the store "
-                                       f"was labelled from ({roots}); pass allow_outside_paths=True (--allow-outside-paths) "
-                                       "if you trust the store")
+                                       f"was labelled from ({named or 'none recorded: the store was made by an older wav2small'}); "
+                                       "pass allow_outside_paths=True (--allow-outside-paths) if you trust the store")
         return params
 
     def view_problems(self, params) -> list[str]:
         """For each entry of ``params`` (a store's ``params`` column), why its view cannot be used
         (see :meth:`check_view`), or "" when it can."""
-        from .audio import AudioError
-
         problems = []
         for p in params:
             try:

@@ -37,7 +37,7 @@ from .options import TrainConfig
 from .runners import load_student
 from .state import load_state, read_pickled_state, save_state
 from .store import LabelStore
-from .views import render_view
+from .views import render_view, view_files
 
 STATE_DIR = "state"
 #: The pickled training state of wav2small before 0.2: never loaded unless converted on request.
@@ -392,10 +392,12 @@ def _run(config: TrainConfig, rank: int, world: int, device: torch.device) -> di
         cache = build_audio_cache(cached, cache_root, dtype=config.cache_dtype, workers=max(2, workers), progress=config.progress)
     else:
         cache = wait_for_audio_cache(cached, cache_root, dtype=config.cache_dtype)
-    unread = frame["file"].isin(cache.errors).to_numpy() & ~unusable
+    # a view that reads an unreadable file (its own, its mixing partner's or its noise file) is left out
+    unread = np.array([bool(cache.errors) and any(f in cache.errors for f in view_files(json.loads(p))) for p in frame["params"]],
+                      dtype=bool) & ~unusable
     usable = ~unread & ~unusable
     if main and unread.any():
-        print(f"leaving out {int(unread.sum())} rows of {len(cache.errors)} files that could not be read "
+        print(f"leaving out {int(unread.sum())} rows whose views read {len(cache.errors)} files that could not be read "
               f"(listed in {cache.folder}/index.json)")
 
     validation = held_out(frame["file"], config.valid_fraction, salt=VALIDATION_SALT)
