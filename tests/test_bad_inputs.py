@@ -7,7 +7,7 @@ refuses to read. Bad model folders: sizes too large, negative or zero, of the wr
 of the wrong shape, a malformed safetensors file, a config.json that is not JSON. Bad data files:
 store rows with implausible sizes or pointing outside the store's folders, manifests with end=inf.
 Bad arguments: win_dur of 1e-4 or NaN, a list mixing paths and arrays, a bfloat16 tensor.
-Surfaces: load_audio, predict (API and CLI), label, evaluate, train, export.
+Surfaces: load_audio, predict (API and CLI), prepare, label, evaluate, train, export.
 """
 
 from __future__ import annotations
@@ -144,6 +144,18 @@ def test_label_manifest_rows(world, tmp_path):
     reasons = store.errors().groupby("file")["reason"].apply(" | ".join)
     assert "finite" in reasons[good[0]] and "finite" in reasons[good[1]] and "truncated" in reasons[str(world["audio"] / "truncated.ogg")]
     assert sorted(store.read()["file"].unique()) == good
+
+
+def test_prepare(world, refused, tmp_path):
+    from wav2small.prepare import write_manifests
+
+    tables = write_manifests(world["audio"], tmp_path / "manifests", progress=False)
+    errors = dict(zip(tables["errors"]["file"], tables["errors"]["reason"]))
+    in_samples = {"nan.wav", "loud.wav", "short.wav"}  # whole headers: their samples are judged when read (label)
+    assert sorted(errors) == sorted(_files(world, [name for name in world["bad"] if name not in in_samples]))
+    assert all(words in errors[file] for file, words in zip(_files(world, world["bad"]), world["bad"].values()) if file in errors)
+    listed = [*tables["train"]["file"], *tables["test"]["file"]]
+    assert sorted(listed) == sorted(_files(world, [*GOOD, *in_samples]))
 
 
 def test_evaluate_cli(world, refused, tmp_path, capsys):

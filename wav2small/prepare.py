@@ -4,6 +4,7 @@ from an audio folder or an MSP-Podcast root, with unreadable files set aside wit
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -29,7 +30,7 @@ def write_manifests(source, out_dir, *, splits=("Train",), test_split="Test1", t
         parts = {"train": [f for split in splits for f in msp_podcast(source, split=split, rated_only=False).clips["file"]],
                  "test": list(msp_podcast(source, split=test_split, rated_only=False).clips["file"])}
     elif source.is_dir():
-        files = [str(f.resolve()) for f in find_audio_files(source)]
+        files = [os.path.abspath(f) for f in find_audio_files(source)]  # not resolved: a symlink loop costs that file alone
         test = held_out(files, test_fraction, salt=TEST_SALT)
         parts = {"train": [f for f in files if f not in test], "test": [f for f in files if f in test]}
     else:
