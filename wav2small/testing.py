@@ -1,8 +1,10 @@
 """Test material the package ships (as ``audonnx.testing`` does): speech-like synthetic audio, corpora
-in the layouts the package reads, tiny RANDOM teachers and a Wav2Small fitted to acoustic targets.
+in the layouts the package reads, tiny teachers (random, or fitted to a corpus's ratings) and a
+Wav2Small fitted to acoustic targets.
 
-For the test suite, the benchmarks and smoke runs. Nothing here is a model of emotion: the
-teachers' outputs are meaningless and the fitted student answers to brightness, pitch and noise.
+For the test suite, the benchmarks and smoke runs. Nothing here is a model of emotion: a random
+teacher's outputs are meaningless, a fitted one follows the prosody of whatever ratings it was fitted
+to (on the demo corpus: rule-based proxies), and the fitted student answers to brightness, pitch and noise.
 """
 
 from __future__ import annotations
@@ -164,25 +166,176 @@ def tiny_config(kind: str = "dawn"):
     raise ValueError(f"unknown teacher kind {kind!r}: use 'dawn' or 'odyssey'")
 
 
+def tiny_teacher(kind: str = "dawn", seed: int = 0):
+    """A tiny RANDOM teacher module (2 layers, hidden size 32) of ``kind`` "dawn" or "odyssey",
+    initialised from ``seed``, with the real classes and state-dict names."""
+    import torch
+
+    from .teachers import DawnTeacher, OdysseyTeacher
+
+    torch.manual_seed(seed)
+    return DawnTeacher(tiny_config("dawn")) if kind == "dawn" else OdysseyTeacher(tiny_config(kind))
+
+
 def save_tiny_teacher(directory, kind: str = "dawn", seed: int = 0) -> Path:
     """Write a tiny RANDOM teacher (2 layers, hidden size 32) in the published folder format of
     ``kind`` ("dawn" or "odyssey"), loadable with ``load_teacher(directory)``. Its outputs mean
-    nothing: for tests and smoke runs only."""
+    nothing: for tests and smoke runs only (:func:`fit_tiny_teacher` makes one that means something)."""
     import torch
 
-    from .teachers import ORIGIN_KEY, DawnTeacher, OdysseyTeacher
-
-    torch.manual_seed(seed)
-    model = DawnTeacher(tiny_config("dawn")) if kind == "dawn" else OdysseyTeacher(tiny_config(kind))
+    model = tiny_teacher(kind, seed)
     with torch.no_grad():  # spread the head's outputs so that tests see differences between clips
         for p in model.parameters():
             if p.dim() >= 2:
                 p.mul_(2.0)
+    return _save_made_here(model, directory, f"a tiny random {kind}-format teacher made by wav2small (seed {seed}), no published weights")
+
+
+def _save_made_here(model, directory, origin: str) -> Path:
+    """Save a teacher made here, its config.json saying what it is (recorded as its licence)."""
+    from .teachers import ORIGIN_KEY
+
     folder = model.save_pretrained(directory)
-    config = json.loads((folder / "config.json").read_text())  # what it is, recorded as its licence
-    config[ORIGIN_KEY] = f"a tiny random {kind}-format teacher made by wav2small (seed {seed}), no published weights"
+    config = json.loads((folder / "config.json").read_text())
+    config[ORIGIN_KEY] = origin
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     return folder
+
+
+#: What :func:`fit_tiny_teacher` writes beside the checkpoint: how the teacher was made and how well it fits.
+FIT_FILE = "fit.json"
+
+
+def _read_rated(corpus):
+    """(audio list, (N, 3) targets, files, reasons of clips left out) of a corpus's rated clips."""
+    from .audio import AudioError
+
+    audio, targets, files, skipped = [], [], [], {}
+    for row, truth in zip(corpus.clips.to_dict("records"), corpus.clips[list(LABELS)].to_numpy(np.float32)):
+        try:
+            audio.append(corpus.read(row))
+        except AudioError as error:
+            skipped[row["file"]] = error.problem
+            continue
+        targets.append(truth)
+        files.append(row["file"])
+    return audio, np.array(targets, np.float32).reshape(-1, 3), files, skipped
+
+
+def teacher_ccc(teacher, audio, truth) -> np.ndarray:
+    """(3,) CCC of a teacher's outputs on whole clips (one at a time, any length) against ``truth`` (N, 3)."""
+    import torch
+
+    from .metrics import concordance_cc
+
+    with torch.inference_mode():
+        predictions = np.concatenate([teacher(torch.from_numpy(x)[None]).numpy() for x in audio])
+    return concordance_cc(truth, predictions)
+
+
+def fit_tiny_teacher(directory, corpus, *, kind: str = "dawn", held_out=None, steps: int = 300, batch_size: int = 16,
+                     crop_dur: float = 1.5, lr: float = 3e-3, seed: int = 0, threads: int | None = 1,
+                     progress: bool = False) -> dict:
+    """Train a tiny teacher (the architecture of :func:`save_tiny_teacher`) on a corpus's ratings and
+    save it in the published folder format of ``kind``, so that its outputs are a smooth, learnable
+    function of the audio (on the demo corpus: of rate, pitch and loudness, through the proxy
+    ratings). Still not an emotion model: a smoke teacher whose fidelity figures mean something.
+
+    Args:
+        directory: teacher folder to write (``config.json``, ``model.safetensors``, :data:`FIT_FILE`).
+        corpus: a :class:`wav2small.corpora.Corpus` with 0..1 ratings (e.g. ``msp_podcast(root,
+            split="Train")`` of the demo corpus, or ``csv_corpus``); clips shorter than ``crop_dur``
+            or unreadable are left out and counted.
+        kind: "dawn" (per-utterance normalisation: gain-invariant) or "odyssey" (global
+            normalisation: hears the recording level).
+        held_out: an optional Corpus to report the fitted teacher's CCC on (whole clips).
+        steps: AdamW steps, each on ``batch_size`` random ``crop_dur``-second crops of distinct clips.
+        lr: peak learning rate (warm-up over 10 % of the steps, cosine decay).
+        seed: initialisation, crop draws and dropout: the same seed gives the same weights.
+        threads: torch CPU threads while fitting (1 by default: on a shared 2-core machine two threads
+            wait on each other and run several times slower).
+
+    Returns:
+        The summary also written to ``directory/fit.json``: kind, corpus, clips used and left out,
+        steps, seconds, ``train_ccc`` and ``held_out_ccc`` (per dimension and mean, or None).
+
+    >>> fit_tiny_teacher("exp/teacher", msp_podcast("exp/demo", split="Train"))  # doctest: +SKIP
+    """
+    import time
+
+    import torch
+    from tqdm.auto import tqdm
+
+    from .atomic import write_json
+    from .train import distillation_loss, lr_factor
+
+    if kind not in ("dawn", "odyssey"):
+        raise ValueError(f"unknown teacher kind {kind!r}: use 'dawn' or 'odyssey'")
+    if steps < 1 or batch_size < 2 or crop_dur <= 0:
+        raise ValueError("steps must be positive, batch_size at least 2 and crop_dur positive")
+    started = time.perf_counter()
+    crop = int(round(crop_dur * SAMPLING_RATE))
+    audio, targets, files, skipped = _read_rated(corpus)
+    short = [f for f, x in zip(files, audio) if len(x) < crop]
+    skipped.update((f, f"shorter than the {crop_dur:g} s crops of the fit") for f in short)
+    keep = [i for i, x in enumerate(audio) if len(x) >= crop]
+    audio, targets = [audio[i] for i in keep], targets[keep]
+    if len(audio) < 2:
+        raise ValueError(f"{corpus.name}: {len(audio)} rated clips of at least {crop_dur:g} s to fit a teacher on "
+                         f"({len(skipped)} left out); need two or more")
+
+    previous_threads, numpy_state = torch.get_num_threads(), np.random.get_state()
+    if threads:
+        torch.set_num_threads(threads)
+    np.random.seed(seed)  # transformers draws its SpecAugment masks from numpy's global generator
+    try:
+        model = tiny_teacher(kind, seed)
+        with torch.no_grad():
+            if kind == "odyssey":  # uniform attention to start: a random one pools a few frames and the fit stalls
+                model.pool_model.attention.zero_()
+            head = model.classifier.out_proj if kind == "dawn" else model.ser_model.out[0]
+            head.bias[model.order] = torch.from_numpy(targets.mean(0))  # start at the mean rating
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: lr_factor(s, warmup=max(1, steps // 10), total=steps, min_ratio=0.05))
+        rng = np.random.default_rng(seed)
+        y_all = torch.from_numpy(targets)
+        model.train()
+        for _ in tqdm(range(steps), desc=f"fit {kind}", unit="step", disable=not progress, leave=False):
+            chosen = rng.choice(len(audio), size=min(batch_size, len(audio)), replace=False)
+            starts = [int(rng.integers(0, len(audio[i]) - crop + 1)) for i in chosen]
+            x = torch.from_numpy(np.stack([audio[i][s : s + crop] for i, s in zip(chosen, starts)]))  # (B, crop)
+            loss, _ = distillation_loss(model(x), y_all[chosen], 0.5)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+        model.eval()
+        fitted_seconds = time.perf_counter() - started
+        scores = {"train_ccc": teacher_ccc(model, audio, targets), "held_out_ccc": None}
+        if held_out is not None:
+            held_audio, held_targets, _, held_skipped = _read_rated(held_out)
+            usable = [i for i, x in enumerate(held_audio) if len(x) >= model.min_samples]
+            if len(usable) >= 2:
+                scores["held_out_ccc"] = teacher_ccc(model, [held_audio[i] for i in usable], held_targets[usable])
+    finally:
+        torch.set_num_threads(previous_threads)
+        np.random.set_state(numpy_state)
+
+    folder = _save_made_here(model, directory, f"a tiny {kind}-format teacher fitted by wav2small to the ratings of "
+                                                f"{corpus.name} (seed {seed}), no published weights; see {FIT_FILE}")
+    summary = {
+        "kind": kind, "corpus": corpus.name, "corpus_info": corpus.info, "clips": len(audio), "left_out": skipped,
+        "held_out": None if held_out is None else {"corpus": held_out.name, "clips": len(usable), "left_out": held_skipped},
+        "steps": steps, "batch_size": batch_size, "crop_dur": crop / SAMPLING_RATE, "lr": lr, "seed": seed,
+        "seconds": round(fitted_seconds, 1),
+        **{name: None if ccc is None else {**dict(zip(LABELS, map(float, ccc))), "mean": float(np.mean(ccc))}
+           for name, ccc in scores.items()},
+        "note": "a smoke-test teacher fitted to the corpus's ratings; not an emotion model",
+    }
+    write_json(folder / FIT_FILE, summary, default=str)
+    return summary
 
 
 def write_label_store(root, count: int, seconds, *, crop_dur: float, views: int, seed: int = 0) -> Path:
