@@ -1,4 +1,4 @@
-"""ONNX export: contract, fp32 and int8 parity, audonnx folder, footprint, CLI, every architecture."""
+"""ONNX export: contract, fp32 and int8 parity, audonnx bundle, footprint, CLI, every architecture."""
 
 from __future__ import annotations
 
@@ -119,7 +119,7 @@ def test_predict_with_the_export_matches_torch(exported, fitted_folder, speech_d
         OnnxRunner(exported, precision="fp16")
 
 
-def test_audonnx_loads_the_folder(exported, fitted_folder):
+def test_audonnx_loads_the_bundle(exported, fitted_folder):
     import audonnx
     student = Student.from_pretrained(fitted_folder)
     x = synth_speech(1.3, 11)
@@ -199,6 +199,8 @@ def test_every_architecture_exports_and_runs(name, tmp_path):
     shortest = np.random.default_rng(0).standard_normal((1, student.min_samples)).astype(np.float32)
     assert np.abs(runner(shortest) - TorchRunner(student)(shortest)).max() <= 1e-4  # the contract's minimum length
     assert json.loads((tmp_path / name / "footprint.json").read_text())["model.onnx"]["macs_per_second"] > 0
+    n_fft = student.config.n_fft  # the front-end's DFT kernels are recognised and computed in the graph, not stored
+    assert (n_fft // 2 + 1, 1, n_fft) not in [tuple(i.dims) for i in onnx.load(str(tmp_path / name / "model.onnx")).graph.initializer]
 
 
 def test_calibration_from_a_label_store_renders_views_and_holds_out_files(make_audio_dir, tmp_path):

@@ -127,23 +127,36 @@ def running_prenorm(x: torch.Tensor, *, hop: int, a: float, state: torch.Tensor 
     return y.to(x.dtype), (s[:, complete - 1] if complete else state)
 
 
+def dft_basis(n_fft: int) -> tuple[np.ndarray, np.ndarray]:
+    """Real and imaginary parts of the DFT basis times a periodic Hann window, each (n_fft // 2 + 1,
+    n_fft) float64: the fixed kernels of :class:`SpectrogramExtractor` (the ONNX export recognises
+    them by these values).
+
+    >>> real, imag = dft_basis(64)
+    >>> real.shape, float(abs(imag[0]).max())  # bin 0 has no imaginary part
+    ((33, 64), 0.0)
+    """
+    window = librosa.filters.get_window("hann", n_fft, fftbins=True)  # periodic
+    phase = 2 * np.pi * np.outer(np.arange(n_fft // 2 + 1), np.arange(n_fft)) / n_fft  # (bins, n_fft)
+    return np.cos(phase) * window, -np.sin(phase) * window
+
+
 class SpectrogramExtractor(nn.Module):
     """|DFT|^2 of frames cut by a strided convolution: (B, N) -> (B, n_fft // 2 + 1, frames).
 
-    The kernels hold the real and imaginary DFT basis times a periodic Hann window; they are
-    frozen. No centring or padding: frames = (N - n_fft) // hop + 1.
+    The kernels hold the real and imaginary DFT basis times a periodic Hann window
+    (:func:`dft_basis`); they are frozen. No centring or padding: frames = (N - n_fft) // hop + 1.
     """
 
     def __init__(self, n_fft: int = 64, hop: int = 32):
         super().__init__()
         n_bins = n_fft // 2 + 1
-        window = librosa.filters.get_window("hann", n_fft, fftbins=True)  # periodic
-        phase = 2 * np.pi * np.outer(np.arange(n_bins), np.arange(n_fft)) / n_fft  # (bins, n_fft)
+        real, imag = dft_basis(n_fft)
         self.conv_real = nn.Conv1d(1, n_bins, n_fft, stride=hop, padding=0, bias=False)
         self.conv_imag = nn.Conv1d(1, n_bins, n_fft, stride=hop, padding=0, bias=False)
         with torch.no_grad():
-            self.conv_real.weight.copy_(torch.from_numpy(np.cos(phase) * window)[:, None, :])
-            self.conv_imag.weight.copy_(torch.from_numpy(-np.sin(phase) * window)[:, None, :])
+            self.conv_real.weight.copy_(torch.from_numpy(real)[:, None, :])
+            self.conv_imag.weight.copy_(torch.from_numpy(imag)[:, None, :])
         for p in self.parameters():
             p.requires_grad_(False)
 

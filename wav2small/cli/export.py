@@ -3,7 +3,7 @@
 MODEL is a preset name (wav2small, wav2small-72k, ...: untrained weights), a student folder
 (e.g. a training run's best/) or a hub id. The --out folder receives model.onnx (input `signal`: float32
 (batch, samples) of 16 kHz mono audio, any gain; output `adv`: (batch, 3) arousal, dominance,
-valence, nominally 0..1), model.yaml for audonnx, contract.json / CONTRACT.md, report.json and
+valence, nominally 0..1), the audonnx bundle (model.yaml), contract.json / CONTRACT.md, report.json and
 footprint.json / footprint.md (parameters, bytes, MACs per second of audio, activation memory).
 
 Every export checks fp32 ONNX against torch (max |difference| <= --atol over batches and 1-30 s

@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper, shape_inference
 
-from .contract import SAMPLING_RATE
+from ..contract import SAMPLING_RATE
 
 # Ops that can overwrite their only input (a runtime computes them in place).
 IN_PLACE_OPS = {"Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Neg", "Sqrt", "Log", "Exp", "Abs", "Softmax"}
