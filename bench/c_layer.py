@@ -23,8 +23,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from wav2small.export_c import CSRC, pack_conv_weight
-from wav2small.export_mcu import CORTEX_M4_FLAGS, QEMU, STRICT_FLAGS
+from wav2small.export.c import CSRC, pack_conv_weight
+from wav2small.export.mcu import CORTEX_M4_FLAGS, QEMU, STRICT_FLAGS
 
 HARNESS = r"""
 #include <stdio.h>

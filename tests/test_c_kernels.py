@@ -16,8 +16,8 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from wav2small.export_c import CSRC, requantisation_table, pack_conv_weight
-from wav2small.export_mcu import STRICT_FLAGS, missing_tools
+from wav2small.export.c import CSRC, pack_conv_weight, requantisation_table
+from wav2small.export.mcu import STRICT_FLAGS, missing_tools
 
 pytestmark = pytest.mark.skipif(bool(missing_tools(device=False)), reason="needs a C compiler (cc)")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .contract import SAMPLING_RATE
+from ..contract import SAMPLING_RATE
 
 #: C flags of every build: strict C99; no floating-point contraction, so that host and device
 #: round every float operation the same way
@@ -182,7 +182,7 @@ def write_test_audio(path, seconds: float, *, seed: int = 0) -> Path:
     """The package's speech-like test signal (:func:`wav2small.testing.synth_speech`) as a 16 kHz float WAV."""
     import soundfile
 
-    from .testing import synth_speech
+    from ..testing import synth_speech
 
     soundfile.write(str(path), synth_speech(seconds, seed), SAMPLING_RATE, subtype="FLOAT")
     return Path(path)

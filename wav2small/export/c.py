@@ -18,9 +18,9 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from .contract import SAMPLING_RATE
+from ..contract import SAMPLING_RATE
 
-CSRC = Path(__file__).parent / "export" / "csrc"
+CSRC = Path(__file__).parent / "csrc"
 #: fixed sources copied into every bundle (paths relative to CSRC)
 SOURCES = ("w2s.h", "w2s.c", "w2s_kernels.h", "w2s_kernels.c", "w2s_math.h", "w2s_math.c", "w2s_main.c",
            "cortex-m4/startup.c", "cortex-m4/link.ld", "cortex-m4/firmware.c")
@@ -542,8 +542,8 @@ def export_c(model, out_dir, *, hop_chunks: int = 16, check: bool = True, measur
 
     >>> export_c("export/w2s", "export/w2s/c")  # doctest: +SKIP
     """
-    from .atomic import atomic_directory, write_json
-    from .export_mcu import ToolchainMissing, build_host, device_footprint, makefile, run_host, write_test_audio
+    from ..atomic import atomic_directory, write_json
+    from .mcu import ToolchainMissing, build_host, device_footprint, makefile, run_host, write_test_audio
 
     path = Path(model)
     if path.is_dir():
@@ -579,10 +579,10 @@ def _check_against_onnxruntime(bundle: Path, onnx_path: Path, net: Network, seco
     """Results of the host build, one per chunk, against onnxruntime streaming the graph."""
     import tempfile
 
-    from .export_mcu import build_host, run_host
-    from .metrics import concordance_cc
-    from .streaming import Stream
-    from .testing import synth_speech
+    from ..metrics import concordance_cc
+    from ..streaming import Stream
+    from ..testing import synth_speech
+    from .mcu import build_host, run_host
 
     chunk = net.frames_per_chunk * net.hop
     with tempfile.TemporaryDirectory() as tmp:
