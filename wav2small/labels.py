@@ -19,6 +19,8 @@ import pandas as pd
 from ._version import __version__
 from .audio import AudioError, audio_duration, check_span, find_audio_files
 from .contract import LABELS, SAMPLING_RATE
+from .distributed import choose_device, environment
+from .options import LabelConfig
 from .store import FORMAT, LabelStore, clip_key, outermost
 from .views import ViewSettings, make_view
 
@@ -77,7 +79,7 @@ def crop_positions(first: int, last: int, crop: int) -> list[tuple[int, int]]:
 def _shard_from(shard) -> tuple[int, int]:
     """(rank, world size) from "i/N", a tuple, or torchrun's RANK / WORLD_SIZE."""
     if shard is None:
-        return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+        return environment()[:2]
     if isinstance(shard, str):
         try:
             rank, world = (int(v) for v in shard.split("/"))
@@ -196,49 +198,18 @@ class _Labeller:
             self.errors = []
 
 
-def label_audio(
-    inputs,
-    teacher,
-    out_dir,
-    *,
-    crop_dur: float = 4.0,
-    views: int = 0,
-    noise_dir=None,
-    view_settings: ViewSettings | None = None,
-    seed: int = 0,
-    batch_size: int = 16,
-    device: str = "cpu",
-    half: bool | None = None,
-    shard=None,
-    shard_size: int = 256,
-    workers: int = 2,
-    weights=None,
-    progress: bool = True,
-    source=None,
-) -> dict:
-    """Label audio with a teacher into a :class:`LabelStore`; run it again to resume.
+def label_audio(inputs, teacher, out_dir, *, view_settings: ViewSettings | None = None, source=None, **options) -> dict:
+    """Label audio with a teacher into a :class:`~wav2small.store.LabelStore`; run it again to resume.
 
     Args:
         inputs: folder(s) (recursive), audio files, CSV manifests (file[, start, end]) or text lists.
         teacher: a teacher spec for :func:`wav2small.teachers.load_teacher` or a loaded teacher.
         out_dir: the store directory (created; an existing one is resumed when the settings agree).
-        crop_dur: seconds per clip. Each file (or manifest segment) gives round(duration /
-            crop_dur) crops of exactly this length; shorter files are labelled whole. Clips are
-            batched only with clips of equal length (the teachers' pooling has no padding mask).
-        views: augmented views per clip in addition to the clean crop (view 0).
-        noise_dir: folder of noise files for the views (default: generated white/pink/brown noise).
         view_settings: :class:`wav2small.views.ViewSettings` (gain, shift, SNR ranges, probabilities).
-        seed: job seed; each view's seed derives from it, the clip and the view index.
-        batch_size: clips (views) per forward pass.
-        device: "cpu", "cuda" or "cuda:N" (under torchrun, "cuda" means cuda:LOCAL_RANK).
-        half: half precision weights; default True on GPU, False on CPU.
-        shard: "i/N" or (i, N): label only slice i of N (by input segment); default from the
-            RANK / WORLD_SIZE environment of torchrun, else the whole input.
-        shard_size: clips per Parquet shard (a kill loses at most this much work).
-        workers: threads reading and augmenting audio ahead of the teacher.
-        weights: ensemble weights (default equal).
-        progress: show a progress bar (clips/s, ETA).
         source: ``source(file, start, end)`` serving audio (default: read from disk).
+        options: the fields of :class:`wav2small.options.LabelConfig` (crop_dur, views, noise_dir,
+            seed, batch_size, device, half, shard, shard_size, workers, weights, progress), with
+            their defaults and meaning there.
 
     Returns:
         Summary dict: ``clips`` and ``rows`` labelled now, ``skipped`` (clips already in the store),
@@ -247,23 +218,18 @@ def label_audio(
     >>> label_audio("Audios", "dawn+odyssey", "labels/msp", views=4, device="cuda")  # doctest: +SKIP
     """
     from .progress import progress_bar
-
     from .teachers import load_teacher
 
     started = time.perf_counter()
-    rank, world = _shard_from(shard)
+    config = LabelConfig(**options)
+    crop_dur, views, noise_dir, seed, batch_size, shard_size, workers, progress = (
+        config.crop_dur, config.views, config.noise_dir, config.seed, config.batch_size, config.shard_size, config.workers,
+        config.progress)
+    rank, world = _shard_from(config.shard)
     settings = view_settings or ViewSettings()
     crop = int(round(crop_dur * SAMPLING_RATE))
-    if crop <= 0 or views < 0 or batch_size < 1 or shard_size < 1:
-        raise ValueError("crop_dur, batch_size and shard_size must be positive and views >= 0")
-    if str(device).startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {device}: torch sees no CUDA GPU here (torch {torch.__version__}); use --device cpu")
-        if str(device) == "cuda" and "LOCAL_RANK" in os.environ:
-            device = f"cuda:{os.environ['LOCAL_RANK']}"
-    half = str(device).startswith("cuda") if half is None else half
+    device = choose_device(config.device)
+    half = device.type == "cuda" if config.half is None else config.half
     if isinstance(teacher, (str, os.PathLike)):
         spec = str(teacher)
     elif isinstance(teacher, (list, tuple)):
@@ -272,7 +238,7 @@ def label_audio(
         spec = None  # a loaded module
     store = LabelStore(out_dir)
     with store.lock(rank, world):  # before anything slow: a second job on this slot fails at once
-        teacher = load_teacher(teacher, device=device, weights=weights)
+        teacher = load_teacher(teacher, device=device, weights=config.weights)
         if half:
             teacher = teacher.half()
 

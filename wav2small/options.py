@@ -1,75 +1,77 @@
-"""The settings of the package's jobs as dataclasses: one field, one option, with its comment.
+"""The settings of the package's jobs (training, labelling, export) as dataclasses: one field, one
+option, with its default and, in the comment beside it, its help text. The command-line flags are
+generated from the fields (:func:`add_options`), so an option is added by adding a field.
 
 Nothing here imports torch or any other heavy module, so the command line can build its flags
 from these classes (and answer ``--help``) at once; the jobs themselves live in their modules
-(``train.py`` runs a :class:`TrainConfig`).
+(``train.py`` runs a :class:`TrainConfig`, ``labels.py`` a :class:`LabelConfig`, ``export/`` an
+:class:`ExportConfig`).
+
+A field's flag is ``--<name with dashes>``; its type and default come from the annotation and the
+default, a ``Literal`` gives the choices, and ``metadata`` adjusts the rest: ``positional`` (an
+argument, not a flag), ``flag`` (another flag name: ``--quiet`` stores the opposite of
+``progress``), ``const`` (what the flag of a ``bool | None`` field stores), ``metavar``, and
+``cli=False`` (an API-only setting). The help is the comment on the field's line plus the
+comment-only lines right below it.
 """
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import inspect
+import io
+import json
+import re
+import textwrap
+import tokenize
+import types
+import typing
 from dataclasses import dataclass, field
+from typing import Literal
+
+from .contract import SAMPLING_RATE
+
+#: (batch, seconds) of an export's fp32-versus-torch cases; the odd sample count checks the frame arithmetic.
+FP32_CHECKS = ((1, 1.0), (2, 5.0), (3, 2.5 + 37 / SAMPLING_RATE), (1, 30.0))
 
 
 @dataclass
 class TrainConfig:
-    """Settings of a training run (saved as the run's config.json).
+    """Settings of a distillation run (saved as the run's config.json); the comment of each field is
+    its ``wav2small train`` help."""
 
-    store: label store folder. out: run directory. student: preset name (``wav2small students``)
-    or a model folder / hub id to start from. student_options: config overrides of a preset
-    (e.g. {"channels": 20}). target: "combined" (the store's arousal, dominance, valence) or a
-    teacher member name (its ``<member>.*`` columns).
-    steps: optimizer steps in all. batch_size: clips per step and process (DDP multiplies it).
-    lr: peak learning rate of AdamW, reached after ``warmup_steps`` linear steps (None = 5 % of
-    ``steps``), then cosine decay to ``lr * min_lr_ratio`` at the last step. weight_decay: AdamW decay of weight
-    matrices and kernels (not of biases and norms). grad_clip: largest global gradient norm
-    (0 = off). ccc_weight: loss = (1 - w) * MSE + w * (1 - CCC over the batch), averaged over
-    the three dimensions; 0 is plain MSE, 1 plain CCC. ema_decay: exponential moving average of
-    the weights (0 = off, e.g. 0.999); when on, validation and the saved models use it.
-    valid_fraction: share of files (never clips of a file) held out for validation, chosen by
-    :func:`wav2small.holdout.held_out`. valid_limit: at most this many held-out rows per validation (0 = all).
-    valid_every: steps between validations and checkpoints (None = steps / 5, at most 1000: a
-    short run still validates five times, so best/ is chosen among several). valid_fraction 0
-    holds nothing out: no validation, and only last/ is written. seed: initialisation, data
-    order and dropout. workers: DataLoader processes rendering views; None = 0 on CPU (rendering in the
-    training process costs a few % of a step, a worker process competing with the training
-    threads for the cores costs more) and 4 on GPU.
-    threads: torch CPU threads (None = torch's default). cache_dir: where the packed audio cache
-    lives (default: ``<store>/audio-cache``), cache_dtype: "float32" or "int16". device: "cpu" or
-    "cuda" (under torchrun: cuda:LOCAL_RANK). compile: torch.compile the student: 1.3-1.7x
-    faster wav2small steps on CPU after a compile of about 20 s (80 s for a MobileNet), but every
-    new clip length compiles again (after 8, the rest run uncompiled; inductor in torch 2.13
-    fails on a dynamic length): for stores of fixed-length crops.
-    allow_outside_paths: read store rows whose audio lies outside the folders the store was
-    labelled from (refused by default: a store is data from disk and must not point anywhere).
-    progress: show a progress bar.
-    """
-
-    store: str
-    out: str
-    student: str = "wav2small"
-    student_options: dict = field(default_factory=dict)
-    target: str = "combined"
-    steps: int = 20000
-    batch_size: int = 16
-    lr: float = 2e-3
-    warmup_steps: int | None = None
-    min_lr_ratio: float = 0.05
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    ccc_weight: float = 0.5
-    ema_decay: float = 0.0
-    valid_fraction: float = 0.1
-    valid_limit: int = 5000
-    valid_every: int | None = None
-    seed: int = 0
-    workers: int | None = None
-    threads: int | None = None
-    cache_dir: str | None = None
-    cache_dtype: str = "float32"
-    device: str = "cpu"
-    compile: bool = False
-    allow_outside_paths: bool = False
-    progress: bool = True
+    store: str = field(metadata={"positional": True})  # label store folder (from `wav2small label`)
+    out: str  # run directory (created; resumed when it holds a run of the same settings)
+    student: str = "wav2small"  # preset name (see `wav2small students`) or a model folder / hub id to start from
+    student_options: dict = field(default_factory=dict, metadata={"flag": "--student-option", "metavar": "KEY=VALUE"})
+    # config overrides of a preset, e.g. channels=20 or n_mels=40 (repeatable; values are read as JSON)
+    target: str = "combined"  # 'combined' (the store's arousal, dominance, valence) or a teacher member name of the store
+    steps: int = 20000  # optimizer steps in all
+    batch_size: int = 16  # clips per step and process (DDP multiplies it); at least 2: BatchNorm and the CCC loss need batch statistics
+    lr: float = 2e-3  # peak AdamW learning rate
+    warmup_steps: int | None = None  # linear warm-up steps to the peak lr, then cosine decay (default: 5% of --steps)
+    min_lr_ratio: float = 0.05  # final lr / peak lr of the cosine decay
+    weight_decay: float = 0.01  # AdamW weight decay of kernels and matrices (not of biases and norms)
+    grad_clip: float = 1.0  # largest global gradient norm, 0 = off
+    ccc_weight: float = 0.5  # loss = (1 - w) MSE + w (1 - CCC over the batch), mean of the 3 dimensions; 0 = MSE, 1 = CCC
+    ema_decay: float = 0.0  # exponential moving average of the weights, e.g. 0.999, 0 = off; when on, validation and the saved models use it
+    valid_fraction: float = 0.1  # share of files (never clips of a file) held out for validation (wav2small.holdout);
+    # 0 holds nothing out: no validation, and only last/ is written
+    valid_limit: int = 5000  # at most this many held-out views per validation, 0 = all
+    valid_every: int | None = None  # steps between validations and checkpoints (default: steps / 5, at most 1000: a short
+    # run still validates five times, so best/ is chosen among several)
+    seed: int = 0  # seed of initialisation, data order and dropout
+    workers: int | None = None  # DataLoader processes rendering views (default: 0 on CPU, where a worker competes with training for the cores; 4 on GPU)
+    threads: int | None = None  # torch CPU threads (default: torch's choice)
+    cache_dir: str | None = None  # folder of packed audio caches (default: STORE/audio-cache)
+    cache_dtype: Literal["float32", "int16"] = "float32"  # cache samples as float32 (exact) or int16 (half the disk)
+    device: str = "cpu"  # cpu or cuda; under torchrun cuda means cuda:LOCAL_RANK
+    compile: bool = False  # torch.compile the student: 1.3-1.7x faster wav2small steps on CPU after a compile of about 20 s
+    # (80 s for a MobileNet), but every new clip length compiles again (after 8, the rest run uncompiled): for stores of fixed-length crops
+    allow_outside_paths: bool = False  # read store rows whose audio lies outside the folders the store was labelled from
+    # (refused by default: a store is data from disk and must not point anywhere; give this if you trust the store)
+    progress: bool = field(default=True, metadata={"flag": "--quiet"})  # show a progress bar (--quiet: none)
 
     def __post_init__(self):
         if self.steps < 1 or (self.valid_every is not None and self.valid_every < 1) or (self.warmup_steps or 0) < 0:
@@ -89,3 +91,153 @@ class TrainConfig:
     def validation_interval(self) -> int:
         """Steps between validations: ``valid_every``, or by default a fifth of the run, at most 1000."""
         return self.valid_every or min(1000, max(1, self.steps // 5))
+
+
+@dataclass
+class LabelConfig:
+    """Options of a labelling job (:func:`wav2small.labels.label_audio`); the comment of each field is
+    its ``wav2small label`` help."""
+
+    crop_dur: float = 4.0  # seconds per clip: each file (or manifest segment) gives round(duration / crop_dur) crops of this length; shorter files are labelled whole
+    views: int = 0  # augmented views per clip besides the clean crop (view 0)
+    noise_dir: str | None = None  # folder of noise files for the views (default: generated white/pink/brown noise)
+    seed: int = 0  # seed of the views; each view's own seed derives from it, the clip and the view index
+    batch_size: int = 16  # clips (views) per forward pass; only clips of equal length share one (the teachers' pooling has no padding mask)
+    device: str = "cpu"  # cpu, cuda or cuda:N (under torchrun, cuda means cuda:LOCAL_RANK)
+    half: bool | None = field(default=None, metadata={"flag": "--fp32", "const": False})  # half precision weights (default: on GPU only; --fp32: full precision there too)
+    shard: str | None = None  # label only slice i of N, as i/N (the API also takes an (i, N) tuple) (default: RANK/WORLD_SIZE from torchrun, else all)
+    shard_size: int = 256  # clips per Parquet shard (a kill loses at most this much work)
+    workers: int = 2  # threads reading and augmenting audio ahead of the teacher
+    weights: tuple[float, ...] | None = None  # ensemble weights, comma separated, normalised to sum 1 (default: equal)
+    progress: bool = field(default=True, metadata={"flag": "--quiet"})  # show a progress bar with clips/s and ETA (--quiet: none)
+
+    def __post_init__(self):
+        if self.crop_dur <= 0 or self.views < 0 or self.batch_size < 1 or self.shard_size < 1:
+            raise ValueError("crop_dur, batch_size and shard_size must be positive and views >= 0")
+
+
+@dataclass
+class ExportConfig:
+    """Options of an ONNX export (:func:`wav2small.export_onnx`); the comment of each field is its
+    ``wav2small export`` help."""
+
+    int8: bool = False  # also write model.int8.onnx: static int8 quantization calibrated on --calibration audio
+    calibration: str | None = None  # audio folder, or label store whose views are rendered, for int8 calibration and the check (real speech, not noise)
+    per_channel: bool = False  # one int8 weight scale per output channel instead of one per tensor
+    activations: Literal["auto", "all"] = "auto"  # int8 activations in layers with >= 16 input and output channels (auto: where int8
+    # kernels are faster; the others store int8 weights only) or in every body layer (all: for int8-only hardware); the front-end stays fp32
+    clip_seconds: float = 2.0  # length of the calibration and check crops in seconds
+    max_clips: int = 256  # most calibration plus held-out crops in all
+    holdout: float = 0.25  # fraction of the calibration files kept for the int8 check, never calibrating (wav2small.holdout)
+    min_pearson: float = 0.99  # int8 vs fp32 Pearson per dimension on the held-out clips, at least
+    min_ccc: float = 0.98  # int8 vs fp32 CCC per dimension on the held-out clips, at least
+    atol: float = 1e-4  # largest |fp32 ONNX - torch| allowed
+    checks: tuple = field(default=FP32_CHECKS, metadata={"cli": False})  # (batch size, seconds) of the fp32-versus-torch cases
+    seed: int = 0  # seed of the order in which calibration files are read
+    progress: bool = field(default=False, metadata={"cli": False})  # show progress bars
+
+    def __post_init__(self):
+        if self.activations not in ("auto", "all"):
+            raise ValueError(f"activations must be 'auto' or 'all', got {self.activations!r}")
+        if self.int8 and self.calibration is None:
+            raise ValueError("int8 export needs calibration audio (an audio folder or a label store): real speech, not noise")
+
+
+# the command line, generated from the fields
+
+
+def field_help(cls) -> dict[str, str]:
+    """Each field's help: the comment on its line and the comment-only lines right below it."""
+    try:
+        source = textwrap.dedent(inspect.getsource(cls))
+    except (OSError, TypeError):  # no source (a frozen build): flags without help
+        return {}
+    comments = {t.start[0]: t.string.lstrip("#").strip()
+                for t in tokenize.generate_tokens(io.StringIO(source).readline) if t.type == tokenize.COMMENT}
+    lines = source.splitlines()
+    names = {f.name for f in dataclasses.fields(cls)}
+    helps = {}
+    for number, line in enumerate(lines, 1):
+        match = re.match(r" {4}(\w+)\s*:", line)
+        if not match or match.group(1) not in names or match.group(1) in helps:
+            continue
+        parts = [comments[number]] if number in comments else []
+        while number < len(lines) and lines[number].strip().startswith("#"):
+            number += 1
+            parts.append(comments[number])
+        helps[match.group(1)] = " ".join(parts)
+    return helps
+
+
+class _KeyValues(argparse.Action):
+    """KEY=VALUE, repeatable, into a dict; VALUE is read as JSON when it is JSON (20, 0.5, true), else kept as text."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        key, sep, text = value.partition("=")
+        if not sep or not key:
+            parser.error(f"{option_string} needs KEY=VALUE, got {value!r}")
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError:
+            parsed = text
+        setattr(namespace, self.dest, {**(getattr(namespace, self.dest) or {}), key: parsed})
+
+
+def _numbers(kind):
+    def parse(text: str):
+        try:
+            return tuple(kind(v) for v in text.split(",") if v.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    return parse
+
+
+def add_options(parser: argparse.ArgumentParser, cls) -> None:
+    """Add one argument per field of the dataclass ``cls`` (see the module docstring)."""
+    hints = typing.get_type_hints(cls)
+    helps = field_help(cls)
+    for f in dataclasses.fields(cls):
+        meta = f.metadata
+        if meta.get("cli", True) is False:
+            continue
+        kind = hints[f.name]
+        args = typing.get_args(kind)
+        if typing.get_origin(kind) in (typing.Union, types.UnionType) and type(None) in args:
+            kind = next(a for a in args if a is not type(None))
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        required = default is dataclasses.MISSING
+        text = helps.get(f.name, "").replace("%", "%%")
+        options = {"help": text, "dest": f.name}
+        flag = meta.get("flag", "--" + f.name.replace("_", "-"))
+        if kind is bool:
+            options.update(action="store_const", const=meta.get("const", not default), default=default)
+        elif kind is dict:
+            options.update(action=_KeyValues, default=None, metavar=meta.get("metavar"))
+        else:
+            if typing.get_origin(kind) is Literal:
+                options["choices"] = list(typing.get_args(kind))
+                kind = type(options["choices"][0])
+            elif typing.get_origin(kind) is tuple:
+                kind = _numbers(typing.get_args(kind)[0])
+                options["metavar"] = "X,Y,..."
+            options["type"] = kind
+            if not required:
+                options["default"] = default
+                if default is not None:
+                    options["help"] = f"{text} (default: %(default)s)"
+        if meta.get("positional"):
+            del options["dest"]
+            parser.add_argument(f.name, **options)
+        else:
+            parser.add_argument(flag, required=required, **options)
+
+
+def options_from_arguments(cls, args: argparse.Namespace) -> dict:
+    """The fields of ``cls`` that ``args`` (parsed by a parser from :func:`add_options`) carries, by name."""
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("cli", True) is False:
+            continue
+        value = getattr(args, f.name)
+        values[f.name] = dict(value or {}) if f.type in ("dict", dict) else value
+    return values

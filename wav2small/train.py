@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import nn
 
 from .atomic import atomic_directory, atomic_path, recover_directory, remove_temporaries, write_json
 from .cache import AudioCache, build_audio_cache, wait_for_audio_cache
 from .contract import LABELS, SAMPLING_RATE
+from .distributed import Processes, process_group
 from .holdout import VALIDATION_SALT, held_out
 from .locks import file_lock
 from .metrics import concordance_cc
@@ -177,13 +177,6 @@ def training_loader(dataset: ViewDataset, sampler: LengthBatches, *, workers: in
 # the run
 
 
-def _distributed() -> tuple[int, int, int]:
-    """(rank, world size, local rank); DDP is on when torchrun's RANK is in the environment."""
-    if "RANK" not in os.environ:
-        return 0, 1, 0
-    return int(os.environ["RANK"]), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
-
-
 def _targets(frame, target: str, members: list[str]) -> np.ndarray:
     if target == "combined":
         columns = list(LABELS)
@@ -293,25 +286,14 @@ def train(config: TrainConfig) -> dict:
 
     >>> train(TrainConfig(store="labels/msp", out="runs/w2s", steps=50000))  # doctest: +SKIP
     """
-    rank, world, local_rank = _distributed()
-    ddp = "RANK" in os.environ
-    device = torch.device(config.device)
-    if device.type == "cuda" and device.index is None and ddp:
-        device = torch.device("cuda", local_rank)
-    if ddp:
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     threads = torch.get_num_threads()
     if config.threads:
         torch.set_num_threads(config.threads)
     try:
-        with _run_folder(Path(config.out), main=rank == 0):
-            return _run(config, rank, world, device)
+        with process_group(config.device) as processes, _run_folder(Path(config.out), main=processes.main):
+            return _run(config, processes)  # DDP under torchrun (RANK set), else one process
     finally:
         torch.set_num_threads(threads)
-        if ddp and dist.is_initialized():
-            dist.destroy_process_group()
 
 
 def _resume_state(config: TrainConfig, out: Path) -> dict | None:
@@ -360,10 +342,10 @@ def _run_folder(out: Path, *, main: bool):
         yield
 
 
-def _run(config: TrainConfig, rank: int, world: int, device: torch.device) -> dict:
+def _run(config: TrainConfig, processes: Processes) -> dict:
     from .progress import progress_bar
 
-    main, out = rank == 0, Path(config.out)
+    rank, world, device, main, out = processes.rank, processes.world, processes.device, processes.main, Path(config.out)
     workers = config.workers if config.workers is not None else (4 if device.type == "cuda" else 0)
     state = _resume_state(config, out)  # before anything slow: a run with other settings fails at once
     if state is not None and state["step"] >= config.steps:
@@ -437,8 +419,7 @@ def _run(config: TrainConfig, rank: int, world: int, device: torch.device) -> di
     net = model
     if config.compile:
         net = torch.compile(net, dynamic=False)  # one graph per clip length: dynamic shapes fail in inductor here
-    if world > 1:
-        net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    net = processes.data_parallel(net)
 
     sampler = LengthBatches(train_set.lengths, config.batch_size, seed=config.seed, rank=rank, world=world)
     per_epoch = len(sampler)
@@ -469,8 +450,7 @@ def _run(config: TrainConfig, rank: int, world: int, device: torch.device) -> di
         judge = ema if ema is not None else model
         predictions, truth = _predict(judge, valid_loader, device=device)
         if world > 1:
-            gathered = [None] * world
-            dist.all_gather_object(gathered, (predictions, truth))
+            gathered = processes.all_gather((predictions, truth))
             predictions = np.concatenate([p for p, _ in gathered])
             truth = np.concatenate([t for _, t in gathered])
         if len(truth) < 2:
@@ -479,11 +459,7 @@ def _run(config: TrainConfig, rank: int, world: int, device: torch.device) -> di
         return {**{f"valid_{k}": float(v) for k, v in zip(LABELS, ccc)}, "valid_mean": float(np.mean(ccc))}
 
     def checkpoint(result: dict):
-        rng = [None] * world
-        if world > 1:
-            dist.all_gather_object(rng, _rng_state())
-        else:
-            rng = [_rng_state()]
+        rng = processes.all_gather(_rng_state())
         if not main:
             return
         saved = ema if ema is not None else model

@@ -24,33 +24,19 @@ HELP = "export a student to fp32 / int8 ONNX with parity checks and footprint re
 
 
 def add_arguments(parser):
+    from ..options import ExportConfig, add_options
+
     parser.add_argument("model", help="preset name, student folder or hub id")
     parser.add_argument("--out", required=True, help="export folder to write")
-    parser.add_argument("--int8", action="store_true", help="also write the int8 model (needs --calibration)")
-    parser.add_argument("--calibration", help="audio folder or label store for int8 calibration and the held-out check")
-    parser.add_argument("--per-channel", action="store_true", help="one int8 weight scale per output channel")
-    parser.add_argument("--activations", choices=("auto", "all"), default="auto",
-                        help="int8 activations in layers with >= 16 channels (auto: where int8 kernels are faster) "
-                             "or in every body layer (all: for int8-only hardware) (default: %(default)s)")
-    parser.add_argument("--clip-seconds", type=float, default=2.0, help="calibration crop length in seconds (default: %(default)s)")
-    parser.add_argument("--max-clips", type=int, default=256, help="most calibration plus held-out crops (default: %(default)s)")
-    parser.add_argument("--holdout", type=float, default=0.25, help="fraction of files kept for the int8 check (default: %(default)s)")
-    parser.add_argument("--min-pearson", type=float, default=0.99, help="int8 vs fp32 Pearson per dimension (default: %(default)s)")
-    parser.add_argument("--min-ccc", type=float, default=0.98, help="int8 vs fp32 CCC per dimension (default: %(default)s)")
-    parser.add_argument("--atol", type=float, default=1e-4, help="fp32 ONNX vs torch max abs difference (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the order in which calibration files are read (default: %(default)s)")
+    add_options(parser, ExportConfig)  # one flag per field of ExportConfig
 
 
 def run(args) -> int:
     from ..export import ParityError, export_onnx
+    from ..options import ExportConfig, options_from_arguments
 
     try:
-        report = export_onnx(
-            args.model, args.out, int8=args.int8, calibration=args.calibration, per_channel=args.per_channel,
-            activations=args.activations, clip_seconds=args.clip_seconds, max_clips=args.max_clips,
-            holdout=args.holdout, min_pearson=args.min_pearson, min_ccc=args.min_ccc, atol=args.atol,
-            seed=args.seed, progress=True,
-        )
+        report = export_onnx(args.model, args.out, **options_from_arguments(ExportConfig, args), progress=True)
     except ParityError as error:
         print(f"wav2small export: parity check failed: {error}", file=sys.stderr)
         return 1

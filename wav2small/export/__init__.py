@@ -26,10 +26,11 @@ import numpy as np
 
 from ..atomic import write_json, write_text
 from ..contract import AUDONNX_FILES, FOOTPRINT_FILE, FOOTPRINT_MARKDOWN_FILE, FP32_FILE, INT8_FILE, REPORT_FILE
+from ..options import ExportConfig
 from ..runners import load_student
 from .bundle import gain_floor_db, write_audonnx_bundle, write_contract
 from .calibration import calibration_clips
-from .checks import FP32_CHECKS, ParityError, check_against_torch, compare_outputs
+from .checks import ParityError, check_against_torch, compare_outputs
 from .footprint import footprint, footprint_markdown
 from .graph import compact_constants, exporter_versions, frontend_nodes, save_model, strip_metadata, torch_to_onnx
 from .quantize import quantize
@@ -38,48 +39,16 @@ __all__ = ["ParityError", "calibration_clips", "check_against_torch", "compare_o
            "footprint_markdown", "gain_floor_db", "quantize", "torch_to_onnx", "write_audonnx_bundle", "write_contract"]
 
 
-def export_onnx(
-    model,
-    out_dir,
-    *,
-    int8: bool = False,
-    calibration=None,
-    per_channel: bool = False,
-    activations: str = "auto",
-    clip_seconds: float = 2.0,
-    max_clips: int = 256,
-    holdout: float = 0.25,
-    min_pearson: float = 0.99,
-    min_ccc: float = 0.98,
-    atol: float = 1e-4,
-    checks=FP32_CHECKS,
-    seed: int = 0,
-    progress: bool = False,
-) -> dict:
+def export_onnx(model, out_dir, **options) -> dict:
     """Export a student to ``out_dir`` as ONNX, check it, and write the contract and reports.
 
     Args:
         model: a preset name (see :func:`wav2small.list_students`), a student folder or hub id
             (``Student.from_pretrained``), or a :class:`~wav2small.Student` object.
         out_dir: folder to write (created; files of an earlier export are replaced).
-        int8: also write ``model.int8.onnx``: static quantization calibrated on ``calibration``.
-        calibration: audio folder, or a label store (folder with ``metadata.json``) whose views
-            are rendered. Files are split: ``holdout`` of them (at least one) never calibrate and
-            serve the int8-versus-fp32 check.
-        per_channel: one weight scale per output channel instead of one per tensor.
-        activations: ``auto`` quantizes the activations of layers with at least 16 input and
-            output channels (where int8 kernels are faster) and stores only the weights of the
-            others as int8; ``all`` quantizes the activations of every layer of the network body
-            (the form an int8-only accelerator needs). The front-end is fp32 in both.
-        clip_seconds: length of the calibration and check crops in seconds.
-        max_clips: most crops drawn in all.
-        holdout: fraction of the calibration files kept for the check.
-        min_pearson, min_ccc: per-dimension thresholds of the int8-versus-fp32 check.
-        atol: largest allowed absolute difference between fp32 ONNX and torch outputs.
-        checks: (batch size, seconds) of the fp32-versus-torch cases (default: 1 x 1 s, 2 x 5 s,
-            3 x 2.5 s, 1 x 30 s).
-        seed: seed of the order in which calibration files are read.
-        progress: show progress bars.
+        options: the fields of :class:`wav2small.options.ExportConfig` (int8, calibration,
+            per_channel, activations, clip_seconds, max_clips, holdout, min_pearson, min_ccc, atol,
+            checks, seed, progress), with their defaults and meaning there.
 
     Returns:
         the report (also written as ``report.json``).
@@ -91,15 +60,14 @@ def export_onnx(
     >>> report["int8"]["ccc"]  # doctest: +SKIP
     {'arousal': 0.998, 'dominance': 0.997, 'valence': 0.998}
     """
-    if activations not in ("auto", "all"):
-        raise ValueError(f"activations must be 'auto' or 'all', got {activations!r}")
-    if int8 and calibration is None:
-        raise ValueError("int8 export needs calibration audio (an audio folder or a label store): real speech, not noise")
+    config = ExportConfig(**options)
+    int8, per_channel, activations, atol = config.int8, config.per_channel, config.activations, config.atol
     student, source = load_student(model)
     student.eval()
     if int8:  # read the audio first: a bad folder fails before minutes of work
-        calib, held, data_info = calibration_clips(calibration, clip_seconds=clip_seconds, max_clips=max_clips,
-                                                   holdout=holdout, seed=seed, progress=progress)
+        calib, held, data_info = calibration_clips(config.calibration, clip_seconds=config.clip_seconds,
+                                                   max_clips=config.max_clips, holdout=config.holdout, seed=config.seed,
+                                                   progress=config.progress)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in [INT8_FILE, *(name for names in AUDONNX_FILES.values() for name in names)]:
@@ -116,7 +84,7 @@ def export_onnx(
     }
     fp32 = compact_constants(proto)
     save_model(fp32, out_dir / FP32_FILE)
-    report["fp32_parity"] = check_against_torch(student, out_dir / FP32_FILE, atol=atol, checks=checks)
+    report["fp32_parity"] = check_against_torch(student, out_dir / FP32_FILE, atol=atol, checks=config.checks)
     if not report["fp32_parity"]["passed"]:
         (out_dir / FP32_FILE).unlink()
         _write_json(out_dir / REPORT_FILE, report)
@@ -129,7 +97,8 @@ def export_onnx(
         int8_model = compact_constants(quantized)
         with tempfile.TemporaryDirectory() as tmp:
             save_model(int8_model, Path(tmp) / INT8_FILE)
-            check = compare_outputs(out_dir / FP32_FILE, Path(tmp) / INT8_FILE, held, min_pearson=min_pearson, min_ccc=min_ccc)
+            check = compare_outputs(out_dir / FP32_FILE, Path(tmp) / INT8_FILE, held, min_pearson=config.min_pearson,
+                                    min_ccc=config.min_ccc)
             report["int8"] = {"per_channel": per_channel, "activations": activations, **choices,
                               "data": data_info, **check}
             if check["passed"]:
@@ -137,7 +106,7 @@ def export_onnx(
         if not check["passed"]:
             _write_json(out_dir / REPORT_FILE, report)
             raise ParityError(f"int8 model misses the check against fp32 on {check['clips']} held-out clips: "
-                              f"Pearson {check['pearson']}, CCC {check['ccc']} (need >= {min_pearson} and >= {min_ccc} "
+                              f"Pearson {check['pearson']}, CCC {check['ccc']} (need >= {config.min_pearson} and >= {config.min_ccc} "
                               f"per dimension); model.int8.onnx not written, see {out_dir / REPORT_FILE}", report)
         write_audonnx_bundle(out_dir, INT8_FILE)
 

@@ -9,10 +9,8 @@ import numpy as np
 from ..contract import LABELS, SAMPLING_RATE
 from ..metrics import concordance_cc, pearson_cc
 from ..models import Student
+from ..options import FP32_CHECKS
 from ..runners import OnnxRunner, TorchRunner, run_clips
-
-# (batch, seconds) of the fp32-versus-torch check; the odd sample count checks the frame arithmetic.
-FP32_CHECKS = ((1, 1.0), (2, 5.0), (3, 2.5 + 37 / SAMPLING_RATE), (1, 30.0))
 
 
 class ParityError(RuntimeError):
