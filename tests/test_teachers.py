@@ -1,5 +1,6 @@
 """Teachers: tiny random Dawn / Odyssey / generic checkpoints in the published folder formats load
-strictly and compute what REFERENCE §3 describes; ensembles combine by weight; aliases resolve offline."""
+strictly and compute what the model cards describe (normalisation, pooling, heads); ensembles combine by weight; aliases
+resolve offline."""
 
 from __future__ import annotations
 

@@ -198,6 +198,21 @@ class Teacher(nn.Module):
         return {"name": self.name, "class": type(self).__name__, "source": None if self.source is None else str(self.source),
                 "revision": self.revision, "licence": self.licence}
 
+    @classmethod
+    def from_pretrained(cls, name_or_path=None) -> "Teacher":
+        """Load from a folder or hub id in the published format (or an alias, "dawn" or "odyssey");
+        by default the published weights of this class (its alias)."""
+        name_or_path = cls.alias if name_or_path is None else name_or_path
+        if name_or_path is None:
+            raise TypeError(f"{cls.__name__}.from_pretrained needs a folder or hub id")
+        source = hub_source(name_or_path)
+        return cls._from_folder(_resolve_teacher(source), source)
+
+    @classmethod
+    def _from_folder(cls, folder: Path, source) -> "Teacher":
+        """The teacher in ``folder`` (resolved from ``source``, as given by the user)."""
+        raise NotImplementedError
+
     def _input(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 2:
             raise ValueError(f"{self.name}: expected a waveform batch of shape (B, N), got {tuple(x.shape)}")
@@ -270,12 +285,6 @@ class DawnTeacher(Teacher):
         x = prenorm(x)  # per utterance: (x - mean) / sqrt(var + 1e-7), the students' own prenorm
         hidden = self.wav2vec2(x.to(self._weights_dtype())).last_hidden_state  # (B, frames, hidden)
         return self.classifier(hidden.mean(dim=1))[:, self.order].float()
-
-    @classmethod
-    def from_pretrained(cls, name_or_path="dawn") -> "DawnTeacher":
-        """Load from a hub id (or the alias "dawn") or a folder in the published format."""
-        source = hub_source(name_or_path)
-        return cls._from_folder(_resolve_teacher(source), source)
 
     @classmethod
     def _from_folder(cls, folder: Path, source) -> "DawnTeacher":
@@ -379,12 +388,6 @@ class OdysseyTeacher(Teacher):
         return self.ser_model(self.pool_model(hidden))[:, self.order].float()
 
     @classmethod
-    def from_pretrained(cls, name_or_path="odyssey") -> "OdysseyTeacher":
-        """Load from a hub id (or the alias "odyssey") or a folder in the published format."""
-        source = hub_source(name_or_path)
-        return cls._from_folder(_resolve_teacher(source), source)
-
-    @classmethod
     def _from_folder(cls, folder: Path, source) -> "OdysseyTeacher":
         config = read_config(folder)
         for key in ("mean", "std"):
@@ -437,11 +440,6 @@ class AudioClassificationTeacher(Teacher):
         if self.normalize:
             x = prenorm(x)
         return self.model(x.to(self._weights_dtype())).logits[:, self.order].float()
-
-    @classmethod
-    def from_pretrained(cls, name_or_path) -> "AudioClassificationTeacher":
-        """Load a transformers audio-classification checkpoint from a hub id or a folder."""
-        return cls._from_folder(_resolve_teacher(name_or_path), name_or_path)
 
     @classmethod
     def _from_folder(cls, folder: Path, name_or_path) -> "AudioClassificationTeacher":

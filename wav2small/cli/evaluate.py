@@ -20,6 +20,7 @@ examples:
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from ..contract import LABELS
@@ -38,6 +39,7 @@ def add_arguments(parser):
     msp.add_argument("--split", default="Test1", choices=["Train", "Development", "Test1", "Test2", "Test3"],
                      help="Split_Set to score (default: %(default)s)")
     msp.add_argument("--release", help="MSP-Podcast release, e.g. 1.11 (default: from the folder name MSP-PODCAST-<release>)")
+    msp.add_argument("--version", dest="release", help=argparse.SUPPRESS)  # the old name of --release, still accepted
     csv = parser.add_argument_group("CSV corpus")
     csv.add_argument("--file-column", default="file", help="column with audio paths (default: %(default)s)")
     for dim in LABELS:

@@ -53,6 +53,10 @@ class VGG7(LogMelFrontEnd):
     """Front-end, seven conv blocks (max-pool after the third) and attention pooling over time.
 
     Returns (B, C, M') pooled features, M' = ceil(n_mels / 2).
+
+    It inherits the front-end (rather than holding one) because the published checkpoint names the
+    front-end's weights ``vgg7.spectrogram_extractor.*`` and ``vgg7.logmel_extractor.*``: with these
+    attribute names its state dict loads strictly.
     """
 
     def __init__(self, config: Wav2SmallConfig):
