@@ -178,6 +178,7 @@ def test_cli_and_eval_script(make_msp_podcast, student_dir, tmp_path, capsys, mo
     assert json.loads((tmp_path / "script" / "report.json").read_text())["corpus"]["version"] == "1.9"
 
 
+@pytest.mark.slow
 def test_label_store_fidelity_of_teachers_to_themselves(make_audio_dir, tmp_path, capsys):
     from wav2small.labels import label_audio
     from wav2small.store import LabelStore

@@ -185,6 +185,7 @@ def _one_preset_per_architecture() -> list[str]:
     return names
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", _one_preset_per_architecture())
 def test_every_architecture_exports_and_runs(name, tmp_path):
     # a lighter check than the default 1-30 s cases (covered above), to keep MobileNets within the
@@ -229,3 +230,25 @@ def test_calibration_from_a_label_store_renders_views_and_holds_out_files(make_a
     assert not set(info["held_out_file_list"]) & set(info["calibration_file_list"])
     noisy = [r for r in rows if r["file"] == info["calibration_file_list"][0]][1]["params"]
     assert any(np.array_equal(clip, render_view(noisy)) for clip in calib)  # the audio the teacher heard
+
+
+@pytest.mark.slow
+def test_default_int8_export_of_wav2small_72k_runs_its_wide_layers_in_int8(speech_dir, tmp_path):
+    """The 33-channel preset, where --activations auto (the default) does quantize activations."""
+    torch.manual_seed(0)
+    student = fit_wav2small(create_student("wav2small-72k"), [synth_speech(1.0, 300 + i) for i in range(24)])
+    report = export_onnx(student, tmp_path / "72k", int8=True, calibration=speech_dir, clip_seconds=1.0, max_clips=64,
+                         checks=((1, 1.0),))
+    q = report["int8"]
+    assert q["activations"] == "auto" and q["passed"]
+    assert all(q["pearson"][k] >= 0.99 and q["ccc"][k] >= 0.98 for k in ("arousal", "dominance", "valence"))
+    # l2..l7, lin and sof have 33 channels in and out; l1 (one input channel) and the head (3 outputs) keep int8 weights only
+    assert len(q["int8_activation_nodes"]) == 8 and len(q["int8_weight_only_nodes"]) == 2
+    graph = onnx.load(str(tmp_path / "72k" / "model.int8.onnx")).graph
+    producer = {o: n for n in graph.node for o in n.output}
+    for node in (n for n in graph.node if n.name in q["int8_activation_nodes"]):
+        source = producer[node.input[0]]  # the activation reaches the layer through a quantize-dequantize pair
+        assert source.op_type == "DequantizeLinear" and producer[source.input[0]].op_type == "QuantizeLinear", node.name
+    runner, reference = OnnxRunner(tmp_path / "72k", precision="int8"), TorchRunner(student)
+    x = np.stack([synth_speech(1.0, 900 + s) for s in range(4)])
+    assert np.abs(runner(x) - reference(x)).max() < 0.1

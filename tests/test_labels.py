@@ -185,6 +185,7 @@ def cli(*args):
     return [sys.executable, "-m", "wav2small", "label", *map(str, args), "--quiet"]
 
 
+@pytest.mark.slow
 def test_sigkill_at_any_moment_then_resume_labels_every_clip_once(tiny, make_audio_dir):
     audio = make_audio_dir(16, seconds=(1.2, 2.4), seed=3)
     out = audio.parent / "labels"
@@ -211,6 +212,7 @@ def test_sigkill_at_any_moment_then_resume_labels_every_clip_once(tiny, make_aud
     assert not frame[LABELS].isna().any().any()
 
 
+@pytest.mark.slow
 def test_two_processes_share_the_input_without_overlap(tiny, make_audio_dir):
     audio = make_audio_dir(6, seconds=(0.6, 2.2), seed=4)
     out = audio.parent / "labels"

@@ -19,9 +19,9 @@ import torch
 from wav2small import Student, concordance_cc, create_student
 from wav2small.cli import main
 from wav2small.cache import build_audio_cache
+from wav2small.holdout import VALIDATION_SALT, held_out
 from wav2small.store import LabelStore
 from wav2small.testing import synth_speech, write_label_store
-from wav2small.holdout import VALIDATION_SALT, held_out
 from wav2small.train import LengthBatches, TrainConfig, concordance_loss, distillation_loss, lr_factor, train
 from wav2small.views import render_view
 
@@ -97,6 +97,7 @@ def test_batches():
     assert orders[0] != orders[1]
 
 
+@pytest.mark.slow
 def test_sigkill_resume_continues_the_same_run(small_store, tmp_path, capsys):
     run = tmp_path / "run"
     process = subprocess.Popen(_command(small_store, run), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -133,6 +134,7 @@ def test_sigkill_resume_continues_the_same_run(small_store, tmp_path, capsys):
     assert "other settings" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_ddp_two_cpu_processes(small_store, tmp_path):
     run = tmp_path / "ddp"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "wav2small",
@@ -148,6 +150,72 @@ def test_ddp_two_cpu_processes(small_store, tmp_path):
         assert torch.isfinite(model(torch.from_numpy(synth_speech(0.5, 1))[None])).all()
 
 
+DDP_STEP = """
+import sys, torch
+from wav2small.distributed import process_group
+from wav2small.models import create_student
+from wav2small.train import train_step
+
+mode, out = sys.argv[1:]
+torch.manual_seed(0)
+x, y = torch.randn(8, 4000), torch.rand(8, 3)  # the same batch in every process
+with process_group("cpu") as processes:
+    torch.manual_seed(1)
+    model = create_student("wav2small", channels=4).eval()  # BatchNorm on running statistics (see the test)
+    net = processes.data_parallel(model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    rows = {"whole": slice(0, 8), "first-half": slice(0, 4), "ddp": slice(4 * processes.rank, 4 * processes.rank + 4)}[mode]
+    train_step(net, x[rows], y[rows], optimizer, schedule, ccc_weight=0.0, grad_clip=1.0)
+    if processes.main:
+        torch.save(model.state_dict(), out)
+"""
+
+
+@pytest.mark.slow
+def test_ddp_averages_the_gradients_of_the_processes(tmp_path):
+    """Two gloo processes with half a batch each take the step one process takes with the whole batch.
+
+    MSE averages over the batch, so the mean of two half-batch gradients is the whole batch's; the
+    model is in eval mode because BatchNorm in training mode normalises with each process's own
+    half-batch statistics (DDP averages gradients, not batch statistics), which is not the point here.
+    """
+    script = tmp_path / "step.py"
+    script.write_text(DDP_STEP)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for mode, launch in (("whole", []), ("first-half", []),
+                         ("ddp", ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"])):
+        done = subprocess.run([sys.executable, *launch, str(script), mode, str(tmp_path / f"{mode}.pt")],
+                              capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+    whole, half, ddp = (torch.load(tmp_path / f"{mode}.pt") for mode in ("whole", "first-half", "ddp"))
+    torch.manual_seed(1)
+    start = create_student("wav2small", channels=4).state_dict()  # the weights the script starts from
+    moved = [k for k in whole if whole[k].is_floating_point() and not torch.equal(whole[k], start[k])]
+    assert moved, "the step changed nothing"
+    for k in whole:
+        torch.testing.assert_close(ddp[k], whole[k], rtol=1e-5, atol=1e-6)
+    assert max((half[k] - whole[k]).abs().max().item() for k in moved) > 1e-4  # the second half's gradient counted
+
+
+@pytest.mark.slow
+def test_a_short_mobilenet_run_trains_and_saves_a_loadable_model(small_store, tmp_path):
+    from wav2small.train import channels_last_is_faster
+
+    out = tmp_path / "mnv3"
+    config = TrainConfig(store=str(small_store), out=str(out), student="mobilenetv3-small", steps=4, batch_size=4,
+                         valid_every=2, valid_fraction=0.25, workers=0, threads=1, progress=False)
+    summary = train(config)
+    assert summary["steps"] == 4 and [int(r["step"]) for r in _log(out)] == [1, 2, 3, 4]
+    assert all(np.isfinite(float(r["loss"])) for r in _log(out))
+    model = Student.from_pretrained(out / "last")
+    assert type(model).__name__ == "MobileNetV3" and model.config.variant == "small"
+    assert channels_last_is_faster(model)  # trained in the channels-last layout; saved and loaded as any checkpoint
+    with torch.no_grad():
+        assert model(torch.from_numpy(np.stack([synth_speech(0.5, s) for s in range(2)]))).shape == (2, 3)
+
+
+@pytest.mark.slow
 def test_distillation_learns_the_teacher(tmp_path):
     """A tiny random teacher labels 480 speech-like clips of 0.5 s; wav2small trains for 150 steps
     and its mean CCC against the teacher on held-out files rises well above the untrained one's.
