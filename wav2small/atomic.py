@@ -86,8 +86,10 @@ def atomic_path(path) -> Iterator[Path]:
     Yields a temporary path beside ``path``; whatever is written there replaces ``path`` when the
     block ends without an error (and is removed when it raises).
 
-    >>> with atomic_path("train.csv") as tmp:  # doctest: +SKIP
-    ...     table.to_csv(tmp, index=False)
+    Example (it needs files or a download, so it is not run as a doctest)::
+
+        with atomic_path("train.csv") as tmp:
+            table.to_csv(tmp, index=False)
     """
     path = Path(path)
     tmp = temporary_name(path)

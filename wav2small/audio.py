@@ -157,8 +157,10 @@ def read_segment(path, start: float = 0.0, end: float | None = None, *, sampling
     kHz) is an error, as is a file cut shorter than its header says (checked on every read,
     whatever the stretch) and a stretch longer than ``MAX_SECONDS``.
 
-    >>> read_segment("speech.wav", 1.0, 3.0).shape  # doctest: +SKIP
-    (32000,)
+    Example (it needs files or a download, so it is not run as a doctest)::
+
+        read_segment("speech.wav", 1.0, 3.0).shape
+        # -> (32000,)
     """
     start, end = check_span(path, start, end)
     with _open(path) as f:
@@ -200,7 +202,9 @@ def load_audio(path, *, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
         AudioError: missing, empty, truncated, corrupt or non-audio file; NaN or inf samples;
             fewer samples than one analysis frame (64 at 16 kHz).
 
-    >>> x = load_audio("speech.flac")  # doctest: +SKIP
+    Example (it needs files or a download, so it is not run as a doctest)::
+
+        x = load_audio("speech.flac")
     """
     return read_segment(path, 0.0, None, sampling_rate=sampling_rate)
 

@@ -215,8 +215,10 @@ def evaluate(
     (``n_missing``, ``n_unreadable``) and listed with reasons in the report; all models are scored
     on the same clips. Metrics use whole clips, truth and predictions on the same 0..1 scale.
 
-    >>> result = evaluate(msp_podcast("MSP-PODCAST-1.11", split="Test1"), ["runs/w2s/best"])  # doctest: +SKIP
-    >>> result.save("results/test1")  # doctest: +SKIP
+    Example (it needs files or a download, so it is not run as a doctest)::
+
+        result = evaluate(msp_podcast("MSP-PODCAST-1.11", split="Test1"), ["runs/w2s/best"])
+        result.save("results/test1")
     """
     named = _named_models(models)
     if not named:

@@ -215,7 +215,9 @@ def label_audio(inputs, teacher, out_dir, *, view_settings: ViewSettings | None 
         Summary dict: ``clips`` and ``rows`` labelled now, ``skipped`` (clips already in the store),
         ``errors`` (files the store lists as failed), ``seconds``, ``clips_per_s``, ``store_rows``.
 
-    >>> label_audio("Audios", "dawn+odyssey", "labels/msp", views=4, device="cuda")  # doctest: +SKIP
+    Example (it needs files or a download, so it is not run as a doctest)::
+
+        label_audio("Audios", "dawn+odyssey", "labels/msp", views=4, device="cuda")
     """
     from .progress import progress_bar
     from .teachers import load_teacher

@@ -71,8 +71,10 @@ def clip_key(file, start: float, end: float) -> tuple[str, int, int]:
 class LabelStore:
     """A label store folder (see the module docstring); written by :func:`wav2small.labels.label_audio`.
 
-    >>> store = LabelStore("labels/msp")  # doctest: +SKIP
-    >>> store.read()[["file", "start", "end", "view", "arousal", "dominance", "valence"]]  # doctest: +SKIP
+    Example (it needs files or a download, so it is not run as a doctest)::
+
+        store = LabelStore("labels/msp")
+        store.read()[["file", "start", "end", "view", "arousal", "dominance", "valence"]]
 
     ``read()`` columns: ``file`` (absolute path), ``start``, ``end`` (seconds of the clean crop),
     ``view`` (0 = the clean crop), ``params`` (JSON for :func:`wav2small.views.render_view`),

@@ -259,9 +259,11 @@ class DawnTeacher(Teacher):
     padding would change the output, so batch clips of equal length), dense -> tanh -> out_proj.
     State-dict names: ``wav2vec2.*``, ``classifier.dense.*``, ``classifier.out_proj.*``.
 
-    >>> teacher = DawnTeacher.from_pretrained("dawn")  # doctest: +SKIP
-    >>> teacher(torch.zeros(1, 16000)).shape  # doctest: +SKIP
-    torch.Size([1, 3])
+    Example (it needs files or a download, so it is not run as a doctest)::
+
+        teacher = DawnTeacher.from_pretrained("dawn")
+        teacher(torch.zeros(1, 16000)).shape
+        # -> torch.Size([1, 3])
     """
 
     alias, licence = "dawn", LICENCES["dawn"]
@@ -476,7 +478,9 @@ class EnsembleTeacher(Teacher):
     ``forward`` gives the weighted mean; ``forward_members`` gives each member's own output.
     Outputs are never clipped.
 
-    >>> ensemble = load_teacher("dawn+odyssey")  # doctest: +SKIP
+    Example (it needs files or a download, so it is not run as a doctest)::
+
+        ensemble = load_teacher("dawn+odyssey")
     """
 
     def __init__(self, members, weights=None):
@@ -597,7 +601,9 @@ def load_teacher(spec, *, device="cpu", weights=None) -> Teacher:
         (B, N) 16 kHz float waveform to (B, 3) [arousal, dominance, valence], unclipped;
         ``forward_members(x)`` gives each member's output by name.
 
-    >>> teacher = load_teacher("dawn+odyssey", device="cuda")  # doctest: +SKIP
+    Example (it needs files or a download, so it is not run as a doctest)::
+
+        teacher = load_teacher("dawn+odyssey", device="cuda")
     """
     if isinstance(spec, nn.Module):
         return spec.to(device).eval()

@@ -259,7 +259,9 @@ def fit_tiny_teacher(directory, corpus, *, kind: str = "dawn", held_out=None, st
         The summary also written to ``directory/fit.json``: kind, corpus, clips used and left out,
         steps, seconds, ``train_ccc`` and ``held_out_ccc`` (per dimension and mean, or None).
 
-    >>> fit_tiny_teacher("exp/teacher", msp_podcast("exp/demo", split="Train"))  # doctest: +SKIP
+    Example (it needs files or a download, so it is not run as a doctest)::
+
+        fit_tiny_teacher("exp/teacher", msp_podcast("exp/demo", split="Train"))
     """
     import time
 

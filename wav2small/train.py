@@ -284,7 +284,9 @@ def _predict(model: nn.Module, loader, *, device) -> tuple[np.ndarray, np.ndarra
 def train(config: TrainConfig) -> dict:
     """Run (or resume) a distillation training; returns a summary (steps, best step and CCC, speed).
 
-    >>> train(TrainConfig(store="labels/msp", out="runs/w2s", steps=50000))  # doctest: +SKIP
+    Example (it needs files or a download, so it is not run as a doctest)::
+
+        train(TrainConfig(store="labels/msp", out="runs/w2s", steps=50000))
     """
     threads = torch.get_num_threads()
     if config.threads:

@@ -6,8 +6,10 @@ applied and the seed of any generated noise, so a student can replay the teacher
 epoch without running the teacher again. Rendering is elementwise float32 arithmetic on what the
 ``source`` returns, with no reductions, so it is reproducible bit for bit.
 
->>> params = {"file": "a.wav", "start": 0.0, "end": 4.0, "samples": 64000, "gain": 0.5}
->>> audio = render_view(params)  # doctest: +SKIP
+Example (it needs files or a download, so it is not run as a doctest)::
+
+    params = {"file": "a.wav", "start": 0.0, "end": 4.0, "samples": 64000, "gain": 0.5}
+    audio = render_view(params)
 """
 
 from __future__ import annotations

@@ -56,9 +56,11 @@ def export_onnx(model, out_dir, **options) -> dict:
     Raises:
         ParityError: a check failed; ``report.json`` is written, the failing model is not.
 
-    >>> report = export_onnx("wav2small", "export/w2s", int8=True, calibration="speech/")  # doctest: +SKIP
-    >>> report["int8"]["ccc"]  # doctest: +SKIP
-    {'arousal': 0.998, 'dominance': 0.997, 'valence': 0.998}
+    Example (it needs files or a download, so it is not run as a doctest)::
+
+        report = export_onnx("wav2small", "export/w2s", int8=True, calibration="speech/")
+        report["int8"]["ccc"]
+        # -> {'arousal': 0.998, 'dominance': 0.997, 'valence': 0.998}
     """
     config = ExportConfig(**options)
     int8, per_channel, activations, atol = config.int8, config.per_channel, config.activations, config.atol

@@ -540,7 +540,9 @@ def export_c(model, out_dir, *, hop_chunks: int = 16, check: bool = True, measur
         CExportError: the graph is not a streaming int8 export, or holds an operator the C engine
             cannot express (it names it).
 
-    >>> export_c("export/w2s", "export/w2s/c")  # doctest: +SKIP
+    Example (it needs files or a download, so it is not run as a doctest)::
+
+        export_c("export/w2s", "export/w2s/c")
     """
     from ..atomic import atomic_directory, write_json
     from .mcu import ToolchainMissing, build_host, device_footprint, makefile, run_host, write_test_audio
