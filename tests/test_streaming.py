@@ -1,14 +1,19 @@
 """Streaming Wav2Small: every estimate equals the offline model on the audio received so far."""
 
 import copy
+import os
+import subprocess
+import sys
 import warnings
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from wav2small.testing import synth_speech
 from wav2small import AudioError, Stream, create_student
+from wav2small.cli import main
 from wav2small.streaming import StreamingWav2Small
 
 SR = 16000
@@ -238,3 +243,43 @@ def test_state_of_the_card_model_is_small_and_fixed():
     assert engine.lookahead_frames * 32 / SR * 1000 == 24.0  # ms of look-ahead
     conv_values = sum(v.numel() for k, v in state.items() if k.startswith("ctx_") and k != "ctx_samples")
     assert conv_values == 2 * 26 + 13 * 26 * (2 + 2 + 2) + 13 * 13 * 2 * 4  # frames, l1-l3, pool and l4-l6
+
+
+def test_stream_command_reads_pcm_from_a_pipe_and_writes_each_row_at_once(tmp_path):
+    model = trained_looking("wav2small", 12, spread=None).float()
+    model.save_pretrained(tmp_path / "student")
+    x = speech(2.3, 12)
+    pcm = np.clip(np.round(x / np.abs(x).max() * 20000), -32768, 32767).astype("<i2")
+    command = [sys.executable, "-m", "wav2small", "stream", "-", "--model", str(tmp_path / "student"), "--verbose"]
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        process.stdin.write(pcm[: int(1.2 * SR)].tobytes())
+        process.stdin.flush()
+        early = [process.stdout.readline() for _ in range(3)]  # header, 0.5 s and 1.0 s: before the input ends
+        process.stdin.write(pcm[int(1.2 * SR) :].tobytes())
+        process.stdin.close()
+        rest = process.stdout.read()
+        assert process.wait(timeout=120) == 0, process.stderr.read().decode()
+    finally:
+        process.kill()
+    rows = [line.split(",") for line in (b"".join(early) + rest).decode().splitlines()]
+    assert rows[0] == ["time", "arousal", "dominance", "valence"]
+    got = np.array(rows[1:], dtype=float)
+    np.testing.assert_array_equal(got[:, 0], [0.5, 1.0, 1.5, 2.0, 2.3])
+    stream = Stream(model, hop=0.5)
+    expected = stream.feed(pcm.astype(np.float32) / 32768.0) + [stream.flush()]
+    np.testing.assert_allclose(got[:, 1:], np.array(expected)[:, 1:], atol=2e-6, rtol=0)
+    assert "real-time factor" in process.stderr.read().decode()
+
+
+def test_stream_command_reads_audio_files_and_names_bad_ones(tmp_path, capsys):
+    model = trained_looking("wav2small", 13, spread=None).float()
+    model.save_pretrained(tmp_path / "student")
+    x = speech(1.7, 13)
+    sf.write(tmp_path / "speech.wav", x / np.abs(x).max() * 0.5, SR, subtype="FLOAT")
+    assert main(["stream", str(tmp_path / "speech.wav"), "--model", str(tmp_path / "student"), "--hop", "1"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[0] == "time,arousal,dominance,valence" and [r.split(",")[0] for r in rows[1:]] == ["1.000", "1.700"]
+    assert main(["stream", str(tmp_path / "missing.wav"), "--model", str(tmp_path / "student")]) == 2
+    assert "missing.wav: file not found" in capsys.readouterr().err

@@ -141,13 +141,13 @@ class StreamingWav2Small(nn.Module):
             state: the state before these samples.
             parity: (number of frames before this step - 3) mod 2, i.e. (position - 3) mod 2 while
                 the position is below POSITION_CAP: it fixes where the stride-2 max-pool windows start.
-            readout: compute the output (provisional right edge included).
+            readout: compute the output (provisional right edge included); the stream must hold at
+                least one analysis frame (n_fft samples) by then.
             partial: (B, r) raw samples after ``samples``, r < hop, only read by the readout: the
                 offline model's view of an input that ends inside a hop.
 
         Returns:
-            (next state, (B, 3) float32 or None). The output is None without ``readout`` or when
-            the stream holds less than one analysis frame.
+            (next state, (B, 3) A/D/V, or None without ``readout``).
         """
         hop, batch = self.hop, samples.shape[0]
         n = samples.shape[1] // hop
@@ -168,45 +168,51 @@ class StreamingWav2Small(nn.Module):
             count = (tail_seq.shape[1] - self.n_fft) // hop + 1 if tail_seq.shape[1] >= self.n_fft else 0
             if count:
                 tail = self.logmel_extractor(self.spectrogram_extractor(tail_seq[:, : (count - 1) * hop + self.n_fft]))
-        total_frames = p + n + tail.shape[2]  # (B,) frames the offline model sees
 
         h, tail, ctx_frames = self._conv(1, state["ctx_frames"], frames, tail, readout, p - 1)
         h, tail, ctx_l1 = self._conv(2, state["ctx_l1"], h, tail, readout, p - 2)
         h, tail, ctx_l2 = self._conv(3, state["ctx_l2"], h, tail, readout, p - 3)
-        pool_first = torch.div(p - 3 - parity, 2, rounding_mode="trunc")  # floor((p - 3) / 2): exact
+        # pooled positions in frame units (twice their index): floor((p - 3) / 2) without a division
+        pool_first = p - 3 - parity
         h, tail, ctx_l3 = self._pool(state["ctx_l3"], h, tail, readout, parity, pool_first)
-        h, tail, ctx_pool = self._conv(4, state["ctx_pool"], h, tail, readout, pool_first - 1)
-        h, tail, ctx_l4 = self._conv(5, state["ctx_l4"], h, tail, readout, pool_first - 2)
-        h, tail, ctx_l5 = self._conv(6, state["ctx_l5"], h, tail, readout, pool_first - 3)
-        h, tail, ctx_l6 = self._conv(7, state["ctx_l6"], h, tail, readout, pool_first - 4)
-        attention = self._attend((state["att_max"], state["att_den"], state["att_num"]), h, pool_first - 4)
+        h, tail, ctx_pool = self._conv(4, state["ctx_pool"], h, tail, readout, pool_first - 2, stride=2)
+        h, tail, ctx_l4 = self._conv(5, state["ctx_l4"], h, tail, readout, pool_first - 4, stride=2)
+        h, tail, ctx_l5 = self._conv(6, state["ctx_l5"], h, tail, readout, pool_first - 6, stride=2)
+        h, tail, ctx_l6 = self._conv(7, state["ctx_l6"], h, tail, readout, pool_first - 8, stride=2)
+        # attention logits and values of committed and provisional positions in one pass (one int8 scale)
+        n7 = h.shape[2]
+        scored = torch.cat([h, tail], dim=2)
+        logits, values = self.sof(scored).to(self.dtype), self.lin(scored).to(self.dtype)
+        attention = self._attend((state["att_max"], state["att_den"], state["att_num"]), logits[:, :, :n7],
+                                 values[:, :, :n7], pool_first - 8)
         next_state = {
             "prenorm_stats": prenorm_stats, "ctx_samples": ctx_samples, "ctx_frames": ctx_frames, "ctx_l1": ctx_l1,
             "ctx_l2": ctx_l2, "ctx_l3": ctx_l3, "ctx_pool": ctx_pool, "ctx_l4": ctx_l4, "ctx_l5": ctx_l5,
             "ctx_l6": ctx_l6, "att_max": attention[0], "att_den": attention[1], "att_num": attention[2],
             "position": torch.clamp(p + n, max=POSITION_CAP),
         }
-        if not readout or (not torch.jit.is_tracing() and not torch.compiler.is_compiling() and bool((total_frames < 1).any())):
+        if not readout:
             return next_state, None
-        _, den, num = self._attend(attention, tail, pool_first - 4 + h.shape[2])
+        _, den, num = self._attend(attention, logits[:, :, n7:], values[:, :, n7:], pool_first - 8 + 2 * n7)
         pooled = (num / den).to(self.compute_dtype)  # (B, C, M'): the attention-pooled features
         features = torch.cat([pooled, torch.bmm(pooled, pooled.transpose(1, 2))], dim=2)  # Gram across channels
         return next_state, self.adv(features.flatten(1))
 
     # the layers
 
-    def _mask(self, first: torch.Tensor, count: int) -> torch.Tensor:
-        """(B, 1, count, 1): 1 where the position index first + j exists (>= 0), else 0."""
-        index = first[:, None] + torch.arange(count, device=first.device)
+    def _mask(self, first: torch.Tensor, count: int, stride: int = 1) -> torch.Tensor:
+        """(B, 1, count, 1): 1 where position j exists (its index first + stride * j is >= 0), else 0.
+        Pooled positions are counted in frames (stride 2), so no index needs a division."""
+        index = first[:, None] + stride * torch.arange(count, device=first.device)
         return (index >= 0).to(torch.float32)[:, None, :, None]
 
-    def _conv(self, i: int, context, new, tail, readout: bool, first):
+    def _conv(self, i: int, context, new, tail, readout: bool, first, stride: int = 1):
         """Block l{i} over [2 context | new | provisional | one zero]: valid along time, mel padded.
         Returns (new committed outputs, provisional outputs, next context)."""
         parts = [context, new, tail, torch.zeros_like(context[:, :, :1])] if readout else [context, new]
         seq = torch.cat(parts, dim=2)
         out = torch.relu(nn.functional.conv2d(seq, getattr(self, f"w{i}"), getattr(self, f"b{i}"), padding=(0, 1)))
-        out = out * self._mask(first, out.shape[2])
+        out = out * self._mask(first, out.shape[2], stride)
         n = new.shape[2]
         return out[:, :, :n], out[:, :, n:], seq[:, :, n : n + 2]
 
@@ -222,27 +228,26 @@ class StreamingWav2Small(nn.Module):
         # the offline pool has ceil(frames / 2) outputs; frames = committed l3 positions + 3 + provisional frames
         provisional = (parity + 3 + n + (t - 3) + 1) // 2 - committed if readout else 0
         out = nn.functional.max_pool2d(seq[:, :, c - 1 - parity:], 3, stride=2, padding=(0, 1))
-        out = out[:, :, : committed + provisional] * self._mask(first, committed + provisional)
+        out = out[:, :, : committed + provisional] * self._mask(first, committed + provisional, 2)
         return out[:, :, :committed], out[:, :, committed:], seq[:, :, n : n + c]
 
-    def _attend(self, sums, h, first):
-        """Merge positions of l7 output ``h`` (B, C, n, M') into the online softmax (max, den, num)."""
+    def _attend(self, sums, logits, values, first):
+        """Merge positions (B, C, n, M') of attention ``logits`` and ``values`` into the online softmax
+        (max, den, num); ``first``: twice the index of the first position."""
         maximum, den, num = sums
-        n = h.shape[2]
+        n = logits.shape[2]
         if n == 0:
             return sums
-        z = self.sof(h).to(self.dtype)  # attention logits
-        v = self.lin(h).to(self.dtype)
-        mask = self._mask(first, n).to(self.dtype)
+        mask = self._mask(first, n, 2).to(self.dtype)
         if self.age_logit:
-            age = (n - 1 - torch.arange(n, device=h.device, dtype=self.dtype)) * self.age_logit
-            z = z - age[None, None, :, None]
+            age = (n - 1 - torch.arange(n, device=logits.device, dtype=self.dtype)) * self.age_logit
+            logits = logits - age[None, None, :, None]
             maximum = maximum - self.age_logit * n
-        z = torch.where(mask > 0, z, torch.full_like(z, NO_LOGIT))
-        new_max = torch.maximum(maximum, z.amax(dim=2))
-        weight = torch.exp(z - new_max[:, :, None]) * mask
+        logits = torch.where(mask > 0, logits, torch.full_like(logits, NO_LOGIT))
+        new_max = torch.maximum(maximum, logits.amax(dim=2))
+        weight = torch.exp(logits - new_max[:, :, None]) * mask
         scale = torch.exp(maximum - new_max)
-        return new_max, den * scale + weight.sum(dim=2), num * scale + (weight * v).sum(dim=2)
+        return new_max, den * scale + weight.sum(dim=2), num * scale + (weight * values).sum(dim=2)
 
 
 # the stream a user feeds
@@ -351,6 +356,7 @@ class Stream:
 
     def _advance(self, *, readout: bool) -> Estimate | None:
         hop = self.engine.hop
+        readout = readout and self.samples >= self.engine.n_fft  # the offline model needs one frame
         pending = np.concatenate(self._pending) if self._pending else np.zeros(0, self._sample_dtype)
         whole = len(pending) // hop * hop
         with torch.inference_mode():
