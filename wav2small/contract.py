@@ -29,5 +29,10 @@ FOOTPRINT_FILE = "footprint.json"
 FOOTPRINT_MARKDOWN_FILE = "footprint.md"
 #: Model file -> (audonnx YAML, its batch-1 ONNX copy): the audonnx bundle of each model file.
 AUDONNX_FILES = {FP32_FILE: ("model.yaml", "model.audonnx.onnx"), INT8_FILE: ("model.int8.yaml", "model.int8.audonnx.onnx")}
+#: Streaming graphs of an export folder (``wav2small export --streaming``): a fixed chunk and the state in and out.
+STREAM_FP32_FILE = "model.stream.onnx"
+STREAM_INT8_FILE = "model.stream.int8.onnx"
+#: Metadata key of a streaming graph: JSON with its chunk, front-end and every state tensor's shape, dtype and initial value.
+STREAM_METADATA = "wav2small.stream"
 #: ``precision`` of an export folder -> its model file.
 MODEL_FILES = {"fp32": FP32_FILE, "int8": INT8_FILE}

@@ -14,6 +14,7 @@ The input normalisation must be causal for this: ``prenorm="running"`` (see
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 from typing import NamedTuple
@@ -23,6 +24,7 @@ import torch
 from torch import nn
 
 from .audio import AudioError
+from .contract import STREAM_FP32_FILE, STREAM_INT8_FILE, STREAM_METADATA
 from .frontend import running_decay, running_prenorm
 from .models.wav2small import Wav2Small
 
@@ -149,8 +151,10 @@ class StreamingWav2Small(nn.Module):
         Returns:
             (next state, (B, 3) A/D/V, or None without ``readout``).
         """
-        hop, batch = self.hop, samples.shape[0]
+        hop = self.hop
         n = samples.shape[1] // hop
+        if not n and not readout:
+            return state, None
         p = state["position"]  # (B,) index of this step's first frame
         y, prenorm_stats = running_prenorm(samples, hop=hop, a=self.prenorm_decay, state=state["prenorm_stats"], eps=self.prenorm_eps)
         seq = torch.cat([state["ctx_samples"], y], dim=1)  # (B, R + n hop)
@@ -270,54 +274,73 @@ class Stream:
     multiple of ``hop`` an :class:`Estimate` comes out. Each estimate equals the offline model run
     on all audio received so far (``prenorm="running"``; within float rounding): the newest 24 ms
     (card model) are seen through the offline model's end-of-input zero padding, provisionally,
-    and settle when more audio arrives. The state (about 15 KB for the card model in the Python
-    engine) does not grow with the stream; at most one second of raw audio waits between steps.
+    and settle when more audio arrives. The state (about 15 KB for the card model in this engine)
+    does not grow with the stream; at most one second of raw audio waits between steps.
 
     Args:
         model: a :class:`~wav2small.Wav2Small`, a preset name (untrained weights), a student folder
-            or hub id. A model trained with ``prenorm="utterance"`` (the published one) is streamed
-            with the running prenorm instead (a warning says so): its estimates then approximate
-            the published model; a student distilled with ``prenorm="running"`` streams exactly.
-        hop: seconds between estimates (default 0.5).
+            or hub id, or a streaming ONNX export (a folder with ``model.stream.onnx``, or the
+            ``.onnx`` file). A model trained with ``prenorm="utterance"`` (the published one) is
+            streamed with the running prenorm instead (a warning says so): its estimates then
+            approximate the published model; a student distilled with ``prenorm="running"``
+            streams exactly.
+        hop: seconds between estimates (default 0.5). An ONNX export runs whole chunks (32 ms by
+            default), so there the hop is rounded to a whole number of chunks (0.5 s -> 0.512 s).
         decay_seconds: follow roughly the last ``decay_seconds`` instead of the whole stream (see
             :class:`StreamingWav2Small`); None (default) pools the whole stream, as the offline model.
+            An ONNX export has it built in (``wav2small export --streaming --decay-seconds``).
         prenorm_seconds: time constant of the running prenorm (default: the model's, 2 s).
+        precision: ``fp32`` or ``int8``: which file of a streaming ONNX export folder to run.
+        threads: onnxruntime threads for an ONNX export (default: 1).
 
     >>> stream = Stream(Wav2Small(prenorm="running"), hop=0.5)
     >>> [e.time for e in stream.feed(np.zeros(16000, np.float32))]
     [0.5, 1.0]
     """
 
-    def __init__(self, model, *, hop: float = 0.5, decay_seconds: float | None = None, prenorm_seconds: float | None = None):
-        student = load_stream_model(model)
-        if student.config.prenorm != "running":
-            warnings.warn("this model was trained with the per-utterance prenorm, which a stream cannot compute; it is "
-                          "streamed with the running prenorm, so its estimates approximate the offline model's. Distil "
-                          "with prenorm=running for a stream equal to the offline model.", UserWarning, stacklevel=2)
-        self.engine = StreamingWav2Small(student, decay_seconds=decay_seconds, prenorm_seconds=prenorm_seconds)
-        self.sampling_rate = student.config.sampling_rate
-        self._sample_dtype = np.float64 if self.engine.compute_dtype == torch.float64 else np.float32
+    def __init__(self, model, *, hop: float = 0.5, decay_seconds: float | None = None, prenorm_seconds: float | None = None,
+                 precision: str = "fp32", threads: int = 1):
+        path = stream_onnx_file(model, precision)
+        if path is not None:
+            if decay_seconds is not None or prenorm_seconds is not None:
+                raise ValueError(f"{path}: decay_seconds and prenorm_seconds are fixed when a stream is exported "
+                                 "(wav2small export --streaming --decay-seconds ...)")
+            self.backend = OnnxSteps(path, threads=threads)
+        else:
+            student = load_stream_model(model)
+            if student.config.prenorm != "running":
+                warnings.warn("this model was trained with the per-utterance prenorm, which a stream cannot compute; it is "
+                              "streamed with the running prenorm, so its estimates approximate the offline model's. Distil "
+                              "with prenorm=running for a stream equal to the offline model.", UserWarning, stacklevel=2)
+            self.backend = TorchSteps(StreamingWav2Small(student, decay_seconds=decay_seconds, prenorm_seconds=prenorm_seconds))
+        self.sampling_rate = self.backend.sampling_rate
         if not hop > 0:
             raise ValueError(f"hop must be a positive number of seconds, got {hop!r}")
         self.hop_samples = max(1, int(round(hop * self.sampling_rate)))
+        if not self.backend.exact_partial:  # whole chunks only
+            self.hop_samples = max(1, round(self.hop_samples / self.backend.unit)) * self.backend.unit
         self.hop = self.hop_samples / self.sampling_rate
-        self._step_samples = max(self.sampling_rate, self.engine.hop)  # raw audio waiting at most 1 s
+        self._step_samples = max(self.sampling_rate, self.backend.unit)  # raw audio waiting at most 1 s
         self.reset()
 
     def reset(self) -> None:
         """Start a new stream: the state as at the beginning, nothing received."""
-        self.state = self.engine.initial_state()
+        self.backend.reset()
         self.samples = 0  # received so far
-        self._frames = self.engine.first_position  # mirrors state["position"] without its cap
         self._pending: list[np.ndarray] = []
         self._pending_samples = 0
         self._next_output = self.hop_samples
         self._last_output = 0
 
     @property
+    def state(self) -> dict:
+        """The state tensors (torch tensors, or numpy arrays for an ONNX export)."""
+        return self.backend.state
+
+    @property
     def state_bytes(self) -> int:
         """Bytes of the state tensors (the same after a minute as after a day)."""
-        return sum(t.numel() * t.element_size() for t in self.state.values())
+        return sum(t.nbytes for t in self.state.values())
 
     def feed(self, chunk, sampling_rate: int | None = None) -> list[Estimate]:
         """Append ``chunk`` (1-D float samples at 16 kHz) and return the estimates that fell due.
@@ -348,29 +371,26 @@ class Stream:
         """The estimate for all audio received so far, if it was not just given (end of a stream).
 
         Nothing is committed: feeding may go on afterwards. None when the stream holds less than
-        one analysis frame or the last estimate was at this very sample.
+        one analysis frame or nothing new came since the last estimate. An ONNX export answers for
+        the audio up to its last whole chunk (the rest, under 32 ms, waits for more audio).
         """
-        if self.samples == self._last_output:
-            return None
         return self._advance(readout=True)
 
     def _advance(self, *, readout: bool) -> Estimate | None:
-        hop = self.engine.hop
-        readout = readout and self.samples >= self.engine.n_fft  # the offline model needs one frame
-        pending = np.concatenate(self._pending) if self._pending else np.zeros(0, self._sample_dtype)
-        whole = len(pending) // hop * hop
-        with torch.inference_mode():
-            samples = torch.from_numpy(pending[:whole])[None]
-            partial = torch.from_numpy(pending[whole:])[None]
-            self.state, adv = self.engine(samples, self.state, parity=(self._frames - 3) % 2, readout=readout, partial=partial)
-        self._frames += whole // hop
+        unit = self.backend.unit
+        pending = np.concatenate(self._pending) if self._pending else np.zeros(0, self.backend.sample_dtype)
+        whole = len(pending) // unit * unit
+        upto = self.samples if self.backend.exact_partial else self.samples - (len(pending) - whole)
+        # the offline model needs one analysis frame; an estimate already given is not repeated
+        readout = readout and upto >= self.backend.n_fft and upto != self._last_output
+        adv = self.backend.step(pending[:whole], readout=readout, partial=pending[whole:])
         self._pending = [pending[whole:]] if whole < len(pending) else []
         self._pending_samples = len(pending) - whole
         if adv is None:
             return None
-        self._last_output = self.samples
-        a, d, v = adv[0].tolist()
-        return Estimate(self.samples / self.sampling_rate, a, d, v)
+        self._last_output = upto
+        a, d, v = (float(value) for value in adv)
+        return Estimate(upto / self.sampling_rate, a, d, v)
 
     def _check(self, chunk, sampling_rate) -> np.ndarray:
         if sampling_rate is not None and sampling_rate != self.sampling_rate:
@@ -386,7 +406,63 @@ class Stream:
         if not np.all(np.isfinite(x)):
             bad = int(np.count_nonzero(~np.isfinite(x)))
             raise AudioError("stream", f"chunk holds {bad} NaN or infinite samples; nothing was fed, the stream is unchanged")
-        return np.ascontiguousarray(x, dtype=self._sample_dtype)
+        return np.ascontiguousarray(x, dtype=self.backend.sample_dtype)
+
+
+class TorchSteps:
+    """Runs a :class:`StreamingWav2Small` for :class:`Stream`: whole hops, the state as torch tensors."""
+
+    exact_partial = True  # a readout inside a hop is exact
+
+    def __init__(self, engine: StreamingWav2Small):
+        self.engine = engine
+        self.unit, self.n_fft, self.sampling_rate = engine.hop, engine.n_fft, engine.config.sampling_rate
+        self.sample_dtype = np.float64 if engine.compute_dtype == torch.float64 else np.float32
+        self.reset()
+
+    def reset(self) -> None:
+        self.state = self.engine.initial_state()
+        self.frames = self.engine.first_position  # the state's position, without its cap
+
+    def step(self, samples: np.ndarray, *, readout: bool, partial: np.ndarray) -> np.ndarray | None:
+        with torch.inference_mode():
+            self.state, adv = self.engine(torch.from_numpy(samples)[None], self.state, parity=(self.frames - 3) % 2,
+                                          readout=readout, partial=torch.from_numpy(partial)[None])
+        self.frames += len(samples) // self.unit
+        return None if adv is None else adv[0].numpy()
+
+
+class OnnxSteps:
+    """Runs a streaming ONNX export (``model.stream.onnx``) for :class:`Stream`, chunk by chunk; the
+    state as numpy arrays, initialised from the model's metadata."""
+
+    exact_partial = False  # whole chunks only
+    sample_dtype = np.float32
+
+    def __init__(self, path, *, threads: int = 1):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if STREAM_METADATA not in meta:
+            raise ValueError(f"{path}: not a streaming export of wav2small (no {STREAM_METADATA!r} in its metadata)")
+        self.info = json.loads(meta[STREAM_METADATA])
+        self.unit, self.n_fft, self.sampling_rate = self.info["chunk"], self.info["n_fft"], self.info["sampling_rate"]
+        self.outputs = [o.name for o in self.session.get_outputs()]
+        self.reset()
+
+    def reset(self) -> None:
+        self.state = {name: np.full(s["shape"], s["initial"], dtype=s["dtype"]) for name, s in self.info["states"].items()}
+        self.adv = None
+
+    def step(self, samples: np.ndarray, *, readout: bool, partial: np.ndarray) -> np.ndarray | None:
+        for start in range(0, len(samples), self.unit):
+            result = self.session.run(self.outputs, {"chunk": samples[None, start : start + self.unit], **self.state})
+            self.adv = result[0][0]
+            self.state = {name: value for name, value in zip(self.info["states"], result[1:])}
+        return self.adv if readout else None
 
 
 def load_stream_model(model) -> Wav2Small:
@@ -398,3 +474,21 @@ def load_stream_model(model) -> Wav2Small:
     if not isinstance(model, Wav2Small):
         raise ValueError(f"streaming needs a Wav2Small-family model, got {type(model).__name__}")
     return model.eval()
+
+
+def stream_onnx_file(model, precision: str = "fp32") -> Path | None:
+    """The streaming ONNX file ``model`` names (a ``.onnx`` file, or an export folder holding
+    ``model.stream.onnx`` / ``model.stream.int8.onnx`` for ``precision``), else None."""
+    if not isinstance(model, (str, Path)):
+        return None
+    path = Path(model).expanduser()
+    if path.suffix == ".onnx" and path.is_file():
+        return path
+    files = {"fp32": STREAM_FP32_FILE, "int8": STREAM_INT8_FILE}
+    if precision not in files:
+        raise ValueError(f"precision must be 'fp32' or 'int8', got {precision!r}")
+    if path.is_dir() and (path / STREAM_FP32_FILE).exists():
+        if not (path / files[precision]).exists():
+            raise FileNotFoundError(f"{path}: no {files[precision]} (export with --streaming --int8 for int8)")
+        return path / files[precision]
+    return None
