@@ -32,6 +32,8 @@ AUDONNX_FILES = {FP32_FILE: ("model.yaml", "model.audonnx.onnx"), INT8_FILE: ("m
 #: Streaming graphs of an export folder (``wav2small export --streaming``): a fixed chunk and the state in and out.
 STREAM_FP32_FILE = "model.stream.onnx"
 STREAM_INT8_FILE = "model.stream.int8.onnx"
+#: A streaming graph's state tensor NAME is an input NAME and an output STATE_OUTPUT_PREFIX + NAME.
+STATE_OUTPUT_PREFIX = "next_"
 #: Metadata key of a streaming graph: JSON with its chunk, front-end and every state tensor's shape, dtype and initial value.
 STREAM_METADATA = "wav2small.stream"
 #: ``precision`` of an export folder -> its model file.

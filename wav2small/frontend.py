@@ -54,7 +54,7 @@ def running_decay(hop: int, seconds: float, sampling_rate: int) -> float:
 def block_moments(x: torch.Tensor, hop: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """(B, N) -> (B, ceil(N / hop), 3) in ``dtype``: [1, mean, mean of squares] of each block of
     ``hop`` samples; a trailing partial block uses the samples it has."""
-    blocks = -(-x.shape[1] // hop)
+    blocks = (x.shape[1] + hop - 1) // hop  # ceil; no negative floor division (ONNX Div truncates)
     padded = nn.functional.pad(x.to(dtype), (0, blocks * hop - x.shape[1])).view(x.shape[0], blocks, hop)
     count = torch.clamp(x.shape[1] - hop * torch.arange(blocks, device=x.device, dtype=dtype), max=hop)
     return torch.stack([torch.ones_like(padded[..., 0]), padded.sum(-1) / count, padded.pow(2).sum(-1) / count], dim=-1)
@@ -71,12 +71,12 @@ def exponential_average(values: torch.Tensor, a: float, state: torch.Tensor | No
     batch, length, features = values.shape
     if state is None:
         state = values.new_zeros(batch, features)
-    size = SEGMENT_BLOCKS
-    if isinstance(length, int):  # eager: a power of two >= K up to SEGMENT_BLOCKS (a traced length keeps the default)
-        size = min(SEGMENT_BLOCKS, 1 << max(0, length - 1).bit_length())
-    segments = -(-length // size)
+    size = SEGMENT_BLOCKS  # for a traced, symbolic length (the ONNX export computes the matrix in the graph)
+    if isinstance(length, int):
+        size = min(SEGMENT_BLOCKS, 1 << max(0, length - 1).bit_length())  # a power of two >= K
+    within, powers = (torch.as_tensor(m, dtype=values.dtype, device=values.device) for m in _decay_matrix(a, size))
+    segments = (length + size - 1) // size
     v = nn.functional.pad(values, (0, 0, 0, segments * size - length)).view(batch, segments, size, features)
-    within, powers = _decay_matrix(a, size, values.dtype, str(values.device))
     local = (1 - a) * torch.matmul(within, v)  # (B, S, size, F): each segment's average from zero
     if segments == 1:  # (a fixed stream chunk: the graph needs no more)
         return (local[:, 0] + powers[None, :, None] * state[:, None])[:, :length]
@@ -91,12 +91,12 @@ def exponential_average(values: torch.Tensor, a: float, state: torch.Tensor | No
 
 
 @functools.lru_cache(maxsize=32)
-def _decay_matrix(a: float, size: int, dtype: torch.dtype, device: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(size x size lower-triangular a^(k - j), a^(k + 1) for k < size) of :func:`exponential_average`."""
-    k = torch.arange(size, dtype=torch.float64)
+def _decay_matrix(a: float, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(size x size lower-triangular a^(k - j), a^(k + 1) for k < size) of :func:`exponential_average`,
+    float64. numpy, not tensors: a tensor cached while a graph is traced would be a tracing stand-in."""
+    k = np.arange(size, dtype=np.float64)
     lag = k[:, None] - k[None, :]
-    within = torch.where(lag >= 0, a ** lag.clamp(min=0), torch.zeros_like(lag))
-    return within.to(dtype=dtype, device=device), (a ** (k + 1)).to(dtype=dtype, device=device)
+    return np.where(lag >= 0, a ** np.maximum(lag, 0), 0.0), a ** (k + 1)
 
 
 def running_prenorm(x: torch.Tensor, *, hop: int, a: float, state: torch.Tensor | None = None,

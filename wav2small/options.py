@@ -134,6 +134,10 @@ class ExportConfig:
     atol: float = 1e-4  # largest |fp32 ONNX - torch| allowed
     checks: tuple = field(default=FP32_CHECKS, metadata={"cli": False})  # (batch size, seconds) of the fp32-versus-torch cases
     seed: int = 0  # seed of the order in which calibration files are read
+    streaming: bool = False  # also write model.stream.onnx (and with --int8 model.stream.int8.onnx) of a Wav2Small: a fixed
+    # chunk and the state tensors in and out, A/D/V after every chunk
+    chunk: int = 512  # samples per call of the streaming graphs, a multiple of 2 x the front-end's hop (512 = 32 ms)
+    decay_seconds: float | None = None  # the streaming graphs' estimate follows roughly the last N seconds (default: the whole stream)
     progress: bool = field(default=False, metadata={"cli": False})  # show progress bars
 
     def __post_init__(self):

@@ -165,39 +165,40 @@ class StreamingWav2Small(nn.Module):
             frames = state["ctx_frames"][:, :, :0]
         ctx_samples = seq[:, seq.shape[1] - self.context_samples:]
 
-        tail = frames[:, :, :0]  # provisional frames: only from a partial hop
-        if readout and partial is not None and partial.shape[1]:
+        # each layer's output: its n committed positions, then the provisional ones (with a readout)
+        h = frames
+        if readout and partial is not None and partial.shape[1]:  # provisional frames: only from a partial hop
             y_part, _ = running_prenorm(partial, hop=hop, a=self.prenorm_decay, state=prenorm_stats, eps=self.prenorm_eps)
             tail_seq = torch.cat([ctx_samples, y_part], dim=1)
             count = (tail_seq.shape[1] - self.n_fft) // hop + 1 if tail_seq.shape[1] >= self.n_fft else 0
             if count:
                 tail = self.logmel_extractor(self.spectrogram_extractor(tail_seq[:, : (count - 1) * hop + self.n_fft]))
+                h = torch.cat([frames, tail], dim=2)
 
-        h, tail, ctx_frames = self._conv(1, state["ctx_frames"], frames, tail, readout, p - 1)
-        h, tail, ctx_l1 = self._conv(2, state["ctx_l1"], h, tail, readout, p - 2)
-        h, tail, ctx_l2 = self._conv(3, state["ctx_l2"], h, tail, readout, p - 3)
+        h, ctx_frames = self._conv(1, state["ctx_frames"], h, n, readout, p - 1)
+        h, ctx_l1 = self._conv(2, state["ctx_l1"], h, n, readout, p - 2)
+        h, ctx_l2 = self._conv(3, state["ctx_l2"], h, n, readout, p - 3)
         # pooled positions in frame units (twice their index): floor((p - 3) / 2) without a division
         pool_first = p - 3 - parity
-        h, tail, ctx_l3 = self._pool(state["ctx_l3"], h, tail, readout, parity, pool_first)
-        h, tail, ctx_pool = self._conv(4, state["ctx_pool"], h, tail, readout, pool_first - 2, stride=2)
-        h, tail, ctx_l4 = self._conv(5, state["ctx_l4"], h, tail, readout, pool_first - 4, stride=2)
-        h, tail, ctx_l5 = self._conv(6, state["ctx_l5"], h, tail, readout, pool_first - 6, stride=2)
-        h, tail, ctx_l6 = self._conv(7, state["ctx_l6"], h, tail, readout, pool_first - 8, stride=2)
+        h, ctx_l3 = self._pool(state["ctx_l3"], h, n, readout, parity, pool_first)
+        n = (parity + n) // 2  # committed pooled positions
+        h, ctx_pool = self._conv(4, state["ctx_pool"], h, n, readout, pool_first - 2, stride=2)
+        h, ctx_l4 = self._conv(5, state["ctx_l4"], h, n, readout, pool_first - 4, stride=2)
+        h, ctx_l5 = self._conv(6, state["ctx_l5"], h, n, readout, pool_first - 6, stride=2)
+        h, ctx_l6 = self._conv(7, state["ctx_l6"], h, n, readout, pool_first - 8, stride=2)
         # attention logits and values of committed and provisional positions in one pass (one int8 scale)
-        n7 = h.shape[2]
-        scored = torch.cat([h, tail], dim=2)
-        logits, values = self.sof(scored).to(self.dtype), self.lin(scored).to(self.dtype)
-        attention = self._attend((state["att_max"], state["att_den"], state["att_num"]), logits[:, :, :n7],
-                                 values[:, :, :n7], pool_first - 8)
+        logits, values = self.sof(h).to(self.dtype), self.lin(h).to(self.dtype)
+        attention = self._attend((state["att_max"], state["att_den"], state["att_num"]), logits[:, :, :n],
+                                 values[:, :, :n], pool_first - 8)
         next_state = {
             "prenorm_stats": prenorm_stats, "ctx_samples": ctx_samples, "ctx_frames": ctx_frames, "ctx_l1": ctx_l1,
             "ctx_l2": ctx_l2, "ctx_l3": ctx_l3, "ctx_pool": ctx_pool, "ctx_l4": ctx_l4, "ctx_l5": ctx_l5,
             "ctx_l6": ctx_l6, "att_max": attention[0], "att_den": attention[1], "att_num": attention[2],
-            "position": torch.clamp(p + n, max=POSITION_CAP),
+            "position": torch.clamp(p + samples.shape[1] // hop, max=POSITION_CAP),
         }
         if not readout:
             return next_state, None
-        _, den, num = self._attend(attention, logits[:, :, n7:], values[:, :, n7:], pool_first - 8 + 2 * n7)
+        _, den, num = self._attend(attention, logits[:, :, n:], values[:, :, n:], pool_first - 8 + 2 * n)
         pooled = (num / den).to(self.compute_dtype)  # (B, C, M'): the attention-pooled features
         features = torch.cat([pooled, torch.bmm(pooled, pooled.transpose(1, 2))], dim=2)  # Gram across channels
         return next_state, self.adv(features.flatten(1))
@@ -210,30 +211,25 @@ class StreamingWav2Small(nn.Module):
         index = first[:, None] + stride * torch.arange(count, device=first.device)
         return (index >= 0).to(torch.float32)[:, None, :, None]
 
-    def _conv(self, i: int, context, new, tail, readout: bool, first, stride: int = 1):
-        """Block l{i} over [2 context | new | provisional | one zero]: valid along time, mel padded.
-        Returns (new committed outputs, provisional outputs, next context)."""
-        parts = [context, new, tail, torch.zeros_like(context[:, :, :1])] if readout else [context, new]
-        seq = torch.cat(parts, dim=2)
+    def _conv(self, i: int, context, h, n: int, readout: bool, first, stride: int = 1):
+        """Block l{i} over [2 context | h | one zero]: valid along time, mel padded. ``h`` holds the
+        layer's input, its first ``n`` positions committed. Returns (output, next context): the
+        output's first n positions are committed, the rest provisional."""
+        seq = torch.cat([context, h, torch.zeros_like(context[:, :, :1])] if readout else [context, h], dim=2)
         out = torch.relu(nn.functional.conv2d(seq, getattr(self, f"w{i}"), getattr(self, f"b{i}"), padding=(0, 1)))
-        out = out * self._mask(first, out.shape[2], stride)
-        n = new.shape[2]
-        return out[:, :, :n], out[:, :, n:], seq[:, :, n : n + 2]
+        return out * self._mask(first, out.shape[2], stride), seq[:, :, n : n + 2]
 
-    def _pool(self, context, new, tail, readout: bool, parity: int, first):
-        """MaxPool2d(3, stride 2, pad 1) over [context | new | provisional | one zero]; windows start
-        at odd absolute l3 positions (2u - 1), exactly as the offline pool's grid."""
-        c, n, t = context.shape[2], new.shape[2], tail.shape[2]
+    def _pool(self, context, h, n: int, readout: bool, parity: int, first):
+        """MaxPool2d(3, stride 2, pad 1) over [context | h | one zero]; windows start at odd absolute
+        l3 positions (2u - 1), exactly as the offline pool's grid. Returns (output, next context)."""
+        c, t = context.shape[2], h.shape[2] - n  # t provisional l3 positions
         if c - 1 - parity < 0:
             raise ValueError("a one-position max-pool context needs an even number of committed l3 positions")
-        parts = [context, new, tail, torch.zeros_like(context[:, :, :1])] if readout else [context, new]
-        seq = torch.cat(parts, dim=2)
-        committed = (parity + n) // 2
-        # the offline pool has ceil(frames / 2) outputs; frames = committed l3 positions + 3 + provisional frames
-        provisional = (parity + 3 + n + (t - 3) + 1) // 2 - committed if readout else 0
-        out = nn.functional.max_pool2d(seq[:, :, c - 1 - parity:], 3, stride=2, padding=(0, 1))
-        out = out[:, :, : committed + provisional] * self._mask(first, committed + provisional, 2)
-        return out[:, :, :committed], out[:, :, committed:], seq[:, :, n : n + c]
+        seq = torch.cat([context, h, torch.zeros_like(context[:, :, :1])] if readout else [context, h], dim=2)
+        # the offline pool has ceil(frames / 2) outputs, frames = committed l3 positions + t
+        count = (parity + n + t + 1) // 2 if readout else (parity + n) // 2
+        out = nn.functional.max_pool2d(seq[:, :, c - 1 - parity:], 3, stride=2, padding=(0, 1))[:, :, :count]
+        return out * self._mask(first, count, 2), seq[:, :, n : n + c]
 
     def _attend(self, sums, logits, values, first):
         """Merge positions (B, C, n, M') of attention ``logits`` and ``values`` into the online softmax
@@ -247,7 +243,7 @@ class StreamingWav2Small(nn.Module):
             age = (n - 1 - torch.arange(n, device=logits.device, dtype=self.dtype)) * self.age_logit
             logits = logits - age[None, None, :, None]
             maximum = maximum - self.age_logit * n
-        logits = torch.where(mask > 0, logits, torch.full_like(logits, NO_LOGIT))
+        logits = torch.where(mask > 0, logits, NO_LOGIT)
         new_max = torch.maximum(maximum, logits.amax(dim=2))
         weight = torch.exp(logits - new_max[:, :, None]) * mask
         scale = torch.exp(maximum - new_max)

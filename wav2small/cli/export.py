@@ -12,8 +12,14 @@ on --calibration audio; a part of those files is held out and int8 must reach Pe
 with fp32 of at least --min-pearson / --min-ccc per dimension there. A failed check exits with
 status 1, prints the numbers and writes no failing model.
 
-example:
+With --streaming (Wav2Small students) the folder also gets model.stream.onnx and, with --int8,
+model.stream.int8.onnx: stateful graphs for live audio (CONTRACT.md lists the chunk and every
+state tensor), checked against the torch streaming engine and, streamed over the held-out clips,
+int8 against fp32.
+
+examples:
   wav2small export runs/w2s/best --out export/w2s --int8 --calibration speech/
+  wav2small export runs/w2s/best --out export/w2s --int8 --calibration speech/ --streaming --activations all
 """
 
 from __future__ import annotations
@@ -58,5 +64,13 @@ def summary(report: dict) -> str:
                      + ", ".join(f"{k} Pearson {q['pearson'][k]:.4f} CCC {q['ccc'][k]:.4f}" for k in q["pearson"]))
         skipped = q["data"].get("skipped") or {}
         lines += [f"calibration skipped {file}: {problem}" for file, problem in skipped.items()]
+    if "streaming" in report:
+        s = report["streaming"]
+        lines.append(f"streaming fp32 vs torch engine: max |diff| {s['fp32_parity']['max_abs_diff']:.2g} over "
+                     f"{s['fp32_parity']['chunks']} chunks of {s['chunk']} samples (<= {s['fp32_parity']['tolerance']:g})")
+        if "int8" in s:
+            q = s["int8"]
+            lines.append(f"streaming int8 vs fp32 on {q['clips']} held-out clips ({q['estimates']} estimates): "
+                         + ", ".join(f"{k} Pearson {q['pearson'][k]:.4f} CCC {q['ccc'][k]:.4f}" for k in q["pearson"]))
     lines.append("files: " + ", ".join(f"{name} {size:,} B" for name, size in report["files"].items() if name.endswith(".onnx")))
     return "\n".join(lines)

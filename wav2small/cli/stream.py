@@ -6,10 +6,14 @@ INPUT is `-` (raw 16 kHz mono signed 16-bit little-endian PCM on stdin, e.g. fro
 so far; at the end of the input one more row covers the tail. A student distilled with
 `--student-option prenorm=running` streams exactly like its offline self; a model with the
 published per-utterance prenorm is streamed with a running one (a note on stderr says so).
+MODEL may also be a streaming ONNX export (`wav2small export --streaming`): its folder (with
+--precision fp32 or int8) or its .onnx file; it runs whole 32 ms chunks, so the hop is rounded to
+whole chunks.
 
 examples:
   arecord -f S16_LE -r 16000 -c 1 -t raw | wav2small stream - --model runs/w2s/best
   wav2small stream speech.wav --model runs/w2s/best --hop 1 --decay-seconds 10 > adv.csv
+  wav2small stream - --model export/w2s --precision int8 < speech.raw
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ RAW_EXTENSIONS = (".raw", ".pcm")
 def add_arguments(parser):
     parser.add_argument("input", metavar="INPUT", help="'-' for raw s16le 16 kHz mono PCM on stdin, a .raw/.pcm file, or an audio file")
     parser.add_argument("--model", default="audeering/wav2small",
-                        help="student folder, preset name or hub id (default: %(default)s)")
+                        help="student folder, preset name, hub id, or streaming ONNX export folder / file (default: %(default)s)")
+    parser.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
+                        help="which model of a streaming ONNX export folder to run (default: %(default)s)")
     parser.add_argument("--hop", type=float, default=0.5, help="seconds between rows (default: %(default)s)")
     parser.add_argument("--decay-seconds", type=float,
                         help="follow roughly the last N seconds instead of the whole stream (default: the whole stream)")
@@ -77,7 +83,8 @@ def run(args) -> int:
     torch.set_num_threads(args.threads)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        stream = Stream(args.model, hop=args.hop, decay_seconds=args.decay_seconds)
+        stream = Stream(args.model, hop=args.hop, decay_seconds=args.decay_seconds, precision=args.precision,
+                        threads=args.threads)
     for warning in caught:
         print(f"wav2small stream: note: {warning.message}", file=sys.stderr)
     out = sys.stdout

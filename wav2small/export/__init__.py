@@ -6,6 +6,8 @@ Layout of an export folder ``DIR``::
 
     model.onnx              fp32, input ``signal`` (batch, samples) float32 16 kHz -> ``adv`` (batch, 3)
     model.int8.onnx         with int8: weights int8, activations int8 where it pays, log-mel front-end fp32
+    model.stream.onnx       with streaming (Wav2Small): a fixed chunk and the state in and out (stream_export)
+    model.stream.int8.onnx  with streaming and int8: the same in int8
     model.yaml              audonnx bundle: ``audonnx.load(DIR)`` (model.audonnx.onnx, batch fixed to 1)
     model.int8.yaml         the same for the int8 model (``audonnx.load(DIR, model_file="model.int8.yaml")``)
     contract.json           the input/output contract, machine-readable; CONTRACT.md for people
@@ -25,7 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import write_json, write_text
-from ..contract import AUDONNX_FILES, FOOTPRINT_FILE, FOOTPRINT_MARKDOWN_FILE, FP32_FILE, INT8_FILE, REPORT_FILE
+from ..contract import (AUDONNX_FILES, FOOTPRINT_FILE, FOOTPRINT_MARKDOWN_FILE, FP32_FILE, INT8_FILE, REPORT_FILE,
+                        STREAM_FP32_FILE, STREAM_INT8_FILE)
+from ..models import Wav2Small
 from ..options import ExportConfig
 from ..runners import load_student
 from .bundle import gain_floor_db, write_audonnx_bundle, write_contract
@@ -48,7 +52,10 @@ def export_onnx(model, out_dir, **options) -> dict:
         out_dir: folder to write (created; files of an earlier export are replaced).
         options: the fields of :class:`wav2small.options.ExportConfig` (int8, calibration,
             per_channel, activations, clip_seconds, max_clips, holdout, min_pearson, min_ccc, atol,
-            checks, seed, progress), with their defaults and meaning there.
+            checks, seed, streaming, chunk, decay_seconds, progress), with their defaults and meaning
+            there. ``streaming`` also writes the stateful graphs of a Wav2Small, checked against the
+            torch streaming engine (fp32) and, streamed over the held-out clips, against the fp32
+            graph (int8, the same thresholds).
 
     Returns:
         the report (also written as ``report.json``).
@@ -66,13 +73,15 @@ def export_onnx(model, out_dir, **options) -> dict:
     int8, per_channel, activations, atol = config.int8, config.per_channel, config.activations, config.atol
     student, source = load_student(model)
     student.eval()
+    if config.streaming and not isinstance(student, Wav2Small):
+        raise ValueError(f"--streaming needs a Wav2Small-family student, got {student.architecture}")
     if int8:  # read the audio first: a bad folder fails before minutes of work
         calib, held, data_info = calibration_clips(config.calibration, clip_seconds=config.clip_seconds,
                                                    max_clips=config.max_clips, holdout=config.holdout, seed=config.seed,
                                                    progress=config.progress)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in [INT8_FILE, *(name for names in AUDONNX_FILES.values() for name in names)]:
+    for stale in [INT8_FILE, STREAM_FP32_FILE, STREAM_INT8_FILE, *(name for names in AUDONNX_FILES.values() for name in names)]:
         (out_dir / stale).unlink(missing_ok=True)
 
     proto = torch_to_onnx(student)
@@ -112,8 +121,23 @@ def export_onnx(model, out_dir, **options) -> dict:
                               f"per dimension); model.int8.onnx not written, see {out_dir / REPORT_FILE}", report)
         write_audonnx_bundle(out_dir, INT8_FILE)
 
+    if config.streaming:
+        from ..stream_export import export_stream
+
+        try:
+            report["streaming"] = export_stream(student, out_dir, int8=int8, calibration=calib if int8 else (),
+                                                held_out=held if int8 else (), chunk=config.chunk,
+                                                decay_seconds=config.decay_seconds, per_channel=per_channel,
+                                                activations=activations, min_pearson=config.min_pearson,
+                                                min_ccc=config.min_ccc)
+        except ParityError as error:
+            report.update(error.report)
+            _write_json(out_dir / REPORT_FILE, report)
+            raise
+
     contract = write_contract(out_dir, student)
-    files = [FP32_FILE] + ([INT8_FILE] if int8 else [])
+    files = [FP32_FILE] + ([INT8_FILE] if int8 else []) + ([STREAM_FP32_FILE] if config.streaming else []) \
+        + ([STREAM_INT8_FILE] if config.streaming and int8 else [])
     prints = {name: footprint(out_dir / name) for name in files}
     _write_json(out_dir / FOOTPRINT_FILE, prints)
     title = (f"{student.architecture} ({source}): {student.num_parameters():,} trainable parameters, "

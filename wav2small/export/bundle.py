@@ -47,6 +47,11 @@ def write_contract(out_dir, student: Student) -> dict:
                   "audonnx": {k: v[0] for k, v in AUDONNX_FILES.items() if (out_dir / v[1]).exists()}},
         "architecture": student.architecture,
     }
+    from ..stream_export import contract_markdown, contract_section
+
+    streaming = contract_section(out_dir)
+    if streaming:
+        contract["streaming"] = streaming
     write_json(out_dir / CONTRACT_FILE, contract)
     i, o = contract["input"], contract["output"]
     write_text(out_dir / CONTRACT_MARKDOWN_FILE, f"""# ONNX contract: {student.architecture}
@@ -76,7 +81,7 @@ def write_contract(out_dir, student: Student) -> dict:
   axis fixed to 1, since audonnx allows one dynamic axis); for int8, `audonnx.load(DIR, model_file="model.int8.yaml")`.
   Call it with a 1-D signal: `model(signal, {SAMPLING_RATE})` -> (1, 3).
 - onnxruntime: `session.run(["{o['name']}"], {{"{i['name']}": x}})` with `x` float32 of shape (batch, samples).
-""")
+""" + contract_markdown(streaming))
     return contract
 
 

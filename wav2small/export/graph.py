@@ -87,14 +87,18 @@ def exporter_versions() -> dict:
 
 def compact_constants(proto: onnx.ModelProto) -> onnx.ModelProto:
     """A copy where the fixed DFT kernels are computed by a few nodes (cos and sin of an integer
-    phase, times a Hann window, in float64) and mostly-zero matrices (the mel filterbank) are
-    stored sparsely. onnxruntime folds both back into constants when the session starts, so the
+    phase, times a Hann window, in float64), so is a large decay matrix of the running prenorm
+    (a^(i - j) below the diagonal), and mostly-zero matrices (the mel filterbank) are stored
+    sparsely. onnxruntime folds all of them back into constants when the session starts, so the
     arithmetic at inference is unchanged; only the file shrinks."""
     proto = copy_model(proto)
     graph = proto.graph
     kept, added_nodes, added_inits, sparse = [], [], [], []
     generated = {}
     for init in graph.initializer:
+        if init.data_type == TensorProto.DOUBLE and _decay_factor(numpy_helper.to_array(init)) is not None:
+            added_nodes += _decay_nodes(init.name, numpy_helper.to_array(init), added_inits)
+            continue
         value = numpy_helper.to_array(init) if init.data_type == TensorProto.FLOAT else None
         part = _dft_part(value) if value is not None else None
         if part is not None:
@@ -117,6 +121,37 @@ def compact_constants(proto: onnx.ModelProto) -> onnx.ModelProto:
     del graph.node[:]
     graph.node.extend(nodes)
     return proto
+
+
+def _decay_factor(value: np.ndarray, min_size: int = 64) -> float | None:
+    """``a`` when ``value`` is a square matrix of at least ``min_size`` rows holding a^(i - j) on and
+    below the diagonal and 0 above (the running prenorm's average over a segment), else None."""
+    if value.ndim != 2 or value.shape[0] != value.shape[1] or value.shape[0] < min_size or not 0 < value[1, 0] < 1:
+        return None
+    lag = np.subtract.outer(np.arange(len(value)), np.arange(len(value)))
+    reference = np.where(lag >= 0, value[1, 0] ** np.maximum(lag, 0), 0.0)
+    return float(value[1, 0]) if np.abs(value - reference).max() <= 1e-12 else None
+
+
+def _decay_nodes(name: str, value: np.ndarray, inits: list) -> list:
+    """Nodes computing the decay matrix ``value`` (see :func:`_decay_factor`) as exp(lag * ln a) where
+    lag = i - j >= 0, in float64, into the tensor ``name``."""
+    size, a = len(value), float(value[1, 0])
+    p = f"{name}_"
+    inits += [numpy_helper.from_array(np.array(v, np.float64), p + key) for key, v in
+              (("zero", 0.0), ("size", float(size)), ("one", 1.0), ("log_a", np.log(a)))]
+    inits += [numpy_helper.from_array(np.array([axis], np.int64), p + f"axis{axis}") for axis in (0, 1)]
+    make = helper.make_node
+    return [
+        make("Range", [p + "zero", p + "size", p + "one"], [p + "k"]),
+        make("Unsqueeze", [p + "k", p + "axis1"], [p + "rows"]),
+        make("Unsqueeze", [p + "k", p + "axis0"], [p + "columns"]),
+        make("Sub", [p + "rows", p + "columns"], [p + "lag"]),
+        make("GreaterOrEqual", [p + "lag", p + "zero"], [p + "below"]),
+        make("Mul", [p + "lag", p + "log_a"], [p + "log_value"]),
+        make("Exp", [p + "log_value"], [p + "value"]),
+        make("Where", [p + "below", p + "value", p + "zero"], [name]),
+    ]
 
 
 def _dft_part(value: np.ndarray) -> str | None:
