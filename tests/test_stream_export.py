@@ -122,7 +122,7 @@ def test_decay_and_chunk_are_export_settings(running_student, tmp_path):
     report = export_stream(student, tmp_path, int8=False, chunk=1024, decay_seconds=3.0)
     assert report["chunk"] == 1024 and report["decay_seconds"] == 3.0 and report["fp32_parity"]["passed"]
     x = stream_speech(3.0)
-    got = Stream(tmp_path, hop=1024 / 16000).feed(x)
+    got = Stream(tmp_path / STREAM_FP32_FILE, hop=1024 / 16000).feed(x)
     expected = Stream(student, hop=1024 / 16000, decay_seconds=3.0).feed(x)
     np.testing.assert_allclose(np.array(got), np.array(expected), atol=1e-5, rtol=0)
     assert np.abs(np.array(got) - np.array(Stream(student, hop=1024 / 16000).feed(x))).max() > 1e-3  # decay matters

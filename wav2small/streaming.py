@@ -465,26 +465,28 @@ def load_stream_model(model) -> Wav2Small:
     """A Wav2Small from an object, a preset name, a student folder or a hub id."""
     from .runners import load_student
 
-    if isinstance(model, (str, Path)):
-        model, _ = load_student(model)
-    if not isinstance(model, Wav2Small):
-        raise ValueError(f"streaming needs a Wav2Small-family model, got {type(model).__name__}")
-    return model.eval()
+    student, _ = load_student(model)
+    if not isinstance(student, Wav2Small):
+        raise ValueError(f"streaming needs a Wav2Small-family model, got {type(student).__name__}")
+    return student.eval()
 
 
 def stream_onnx_file(model, precision: str = "fp32") -> Path | None:
-    """The streaming ONNX file ``model`` names (a ``.onnx`` file, or an export folder holding
-    ``model.stream.onnx`` / ``model.stream.int8.onnx`` for ``precision``), else None."""
-    if not isinstance(model, (str, Path)):
-        return None
-    path = Path(model).expanduser()
-    if path.suffix == ".onnx" and path.is_file():
-        return path
+    """The streaming graph ``model`` names when it names an ONNX export (see
+    :func:`wav2small.runners.resolve_model`): the ``.onnx`` file itself, or in an export folder
+    ``model.stream.onnx`` (``precision`` fp32) or ``model.stream.int8.onnx`` (int8); else None."""
+    from .runners import resolve_model
+
     files = {"fp32": STREAM_FP32_FILE, "int8": STREAM_INT8_FILE}
     if precision not in files:
         raise ValueError(f"precision must be 'fp32' or 'int8', got {precision!r}")
-    if path.is_dir() and (path / STREAM_FP32_FILE).exists():
-        if not (path / files[precision]).exists():
-            raise FileNotFoundError(f"{path}: no {files[precision]} (export with --streaming --int8 for int8)")
-        return path / files[precision]
-    return None
+    spec = resolve_model(model)
+    if spec.kind != "onnx":
+        return None
+    path = Path(spec.source)
+    if path.is_dir():
+        path = path / files[precision]
+        if not path.exists():
+            raise FileNotFoundError(f"{path.parent}: no {path.name}; export with --streaming"
+                                    + (" --int8" if precision == "int8" else ""))
+    return path
