@@ -35,28 +35,28 @@ from wav2small.evaluate import evaluate
 PRENORMS = ("utterance", "running")
 
 
-def wav2small(*args):
-    subprocess.run([sys.executable, "-m", "wav2small", *map(str, args)], check=True)
-
-
 def prepare(work: Path, steps: int, seeds):
-    """The main job's stages 0-2, once per seed and prenorm (each skipped when done)."""
+    """The main job's stages 0-2 in ``work`` (relative paths), once per seed and prenorm; each step
+    skipped when done (a finished training run says so and stops)."""
+
+    def wav2small(*args):
+        subprocess.run([sys.executable, "-m", "wav2small", *map(str, args)], check=True, cwd=work)
+
+    work.mkdir(parents=True, exist_ok=True)
     if not (work / "demo").exists():
-        wav2small("demo-corpus", work / "demo", "--clips", 480)
+        wav2small("demo-corpus", "demo", "--clips", 480)
     if not (work / "teacher").exists():
-        wav2small("make-tiny-teacher", work / "teacher", "--kind", "dawn")
+        wav2small("make-tiny-teacher", "teacher", "--kind", "dawn")
     if not (work / "data" / "test.csv").exists():
-        wav2small("prepare", work / "demo", "--splits", "Train", "--test-split", "Test1", "--out", work / "data")
-    for split, views in (("train", 1), ("test", 0)):
-        store = work / ("labels" if split == "train" else "labels_test")
-        if not (store / "metadata.json").exists():
-            wav2small("label", work / "data" / f"{split}.csv", "--teacher", work / "teacher", "--out", store,
-                      "--crop-dur", 2, "--views", views, "--quiet")
+        wav2small("prepare", "demo", "--splits", "Train", "--test-split", "Test1", "--out", "data")
+    for split, store, views in (("train", "labels", 1), ("test", "labels_test", 0)):
+        if not (work / store / "metadata.json").exists():
+            wav2small("label", f"data/{split}.csv", "--teacher", "teacher", "--out", store, "--crop-dur", 2, "--views", views,
+                      "--quiet")
     for seed in seeds:
         for prenorm in PRENORMS:
-            run = work / f"train_{prenorm}_{seed}"
-            wav2small("train", work / "labels", "--out", run, "--student-option", f"prenorm={prenorm}", "--steps", steps,
-                      "--seed", seed, "--threads", 1, "--quiet")
+            wav2small("train", "labels", "--out", f"train_{prenorm}_{seed}", "--student-option", f"prenorm={prenorm}",
+                      "--steps", steps, "--seed", seed, "--threads", 1, "--quiet")
 
 
 class Streamed(torch.nn.Module):

@@ -331,6 +331,7 @@ def export_stream(student, out_dir, *, int8: bool, calibration=(), held_out=(), 
     from .export.graph import OPSET, compact_constants, save_model, strip_metadata
 
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / STREAM_INT8_FILE).unlink(missing_ok=True)
     step = ChunkStep(student, chunk=chunk, decay_seconds=decay_seconds)
     proto = step.to_onnx(OPSET)
