@@ -32,6 +32,9 @@ AUDONNX_FILES = {FP32_FILE: ("model.yaml", "model.audonnx.onnx"), INT8_FILE: ("m
 #: Streaming graphs of an export folder (``wav2small export --streaming``): a fixed chunk and the state in and out.
 STREAM_FP32_FILE = "model.stream.onnx"
 STREAM_INT8_FILE = "model.stream.int8.onnx"
+#: State tensors of a streaming Wav2Small graph, in the order of its inputs (after the chunk).
+STATE_NAMES = ("prenorm_stats", "ctx_samples", "ctx_frames", "ctx_l1", "ctx_l2", "ctx_l3", "ctx_pool", "ctx_l4", "ctx_l5",
+               "ctx_l6", "att_max", "att_den", "att_num", "position")
 #: A streaming graph's state tensor NAME is an input NAME and an output STATE_OUTPUT_PREFIX + NAME.
 STATE_OUTPUT_PREFIX = "next_"
 #: Metadata key of a streaming graph: JSON with its chunk, front-end and every state tensor's shape, dtype and initial value.

@@ -27,9 +27,9 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
-from .contract import LABELS, SAMPLING_RATE, STATE_OUTPUT_PREFIX, STREAM_FP32_FILE, STREAM_INT8_FILE, STREAM_METADATA
+from .contract import LABELS, SAMPLING_RATE, STATE_NAMES, STATE_OUTPUT_PREFIX, STREAM_FP32_FILE, STREAM_INT8_FILE, STREAM_METADATA
 from .metrics import concordance_cc, pearson_cc
-from .streaming import STATE_NAMES, OnnxSteps, StreamingWav2Small, TorchSteps
+from .streaming import OnnxSteps, StreamingWav2Small, TorchSteps
 
 CHUNK_NAME = "chunk"
 #: Default chunk: 512 samples = 32 ms at 16 kHz, as Silero VAD's.

@@ -24,13 +24,10 @@ import torch
 from torch import nn
 
 from .audio import AudioError
-from .contract import STREAM_FP32_FILE, STREAM_INT8_FILE, STREAM_METADATA
+from .contract import STATE_NAMES, STREAM_FP32_FILE, STREAM_INT8_FILE, STREAM_METADATA
 from .frontend import running_decay, running_prenorm
 from .models.wav2small import Wav2Small
 
-#: State tensors of a stream, in the order of the ONNX graph's state inputs (see STREAMING.md / CONTRACT.md).
-STATE_NAMES = ("prenorm_stats", "ctx_samples", "ctx_frames", "ctx_l1", "ctx_l2", "ctx_l3", "ctx_pool", "ctx_l4",
-               "ctx_l5", "ctx_l6", "att_max", "att_den", "att_num", "position")
 #: Logit of a position that does not exist (before the stream started): exp(NO_LOGIT - m) is 0.
 NO_LOGIT = -1e30
 #: ``position`` stops growing here (every mask is 1 long before).

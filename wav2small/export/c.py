@@ -18,7 +18,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..contract import SAMPLING_RATE
+from ..contract import SAMPLING_RATE, STATE_NAMES, STREAM_INT8_FILE, STREAM_METADATA
 
 CSRC = Path(__file__).parent / "csrc"
 #: fixed sources copied into every bundle (paths relative to CSRC)
@@ -32,12 +32,6 @@ FOREIGN_OPS = {
     "Gelu", "Erf", "Softplus", "PRelu", "Resize", "Upsample", "ConvTranspose", "BatchNormalization", "LayerNormalization",
     "InstanceNormalization", "GroupNormalization", "LSTM", "GRU", "RNN", "Attention", "MultiHeadAttention",
 }
-#: metadata key of a streaming graph (JSON: chunk, front-end settings, every state tensor)
-STREAM_METADATA = "wav2small.stream"
-STREAM_INT8_FILE = "model.stream.int8.onnx"
-#: state tensors of a streaming Wav2Small graph (each an input, and an output named next_<name>)
-STATE_NAMES = ("prenorm_stats", "ctx_samples", "ctx_frames", "ctx_l1", "ctx_l2", "ctx_l3", "ctx_pool", "ctx_l4", "ctx_l5",
-               "ctx_l6", "att_max", "att_den", "att_num", "position")
 #: most channels per layer (the kernels keep one row's sums on the stack)
 MAX_CHANNELS = 64
 #: exactness bound of the 1.5 * 2^23 rounding trick in the kernels' output stage
