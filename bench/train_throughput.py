@@ -1,6 +1,7 @@
 """Training throughput of every student on this machine (clips/s, 3 s clips, batch 16): the full
 pipeline from a label store (packed audio cache, views rendered as in training) against the
-same steps on batches already in memory, and wav2small's training settings against plain eager.
+same steps on batches already in memory, and wav2small's training settings against plain eager
+(with the running prenorm of a streaming student too).
 
 A tiny random teacher labels synthetic 3 s speech-like clips (clean crop + one augmented view) into
 a temporary label store; nothing is downloaded. Each measurement (median step time) is repeated,
@@ -142,6 +143,10 @@ def main():
             for compile in (False, True):
                 config = TrainConfig(store=str(store), out=tmp, student="wav2small", batch_size=BATCH, compile=compile)
                 variants["wav2small.train" + (" --compile" if compile else "")] = lambda c=config: package_step(build_student(c), c)
+            # the causal prenorm a streaming student is distilled with (per-block running statistics)
+            config = TrainConfig(store=str(store), out=tmp, student="wav2small", batch_size=BATCH,
+                                 student_options={"prenorm": "running"})
+            variants["wav2small.train prenorm=running"] = lambda c=config: package_step(build_student(c), c)
             results = {name: [] for name in variants}
             for _ in range(args.repeats):
                 for name, make in variants.items():
