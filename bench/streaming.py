@@ -33,7 +33,7 @@ import torch
 
 from wav2small import Stream, create_student, export_onnx
 from wav2small.contract import FOOTPRINT_FILE, FP32_FILE, STREAM_FP32_FILE, STREAM_INT8_FILE
-from wav2small.stream_export import export_stream
+from wav2small.export.streaming import export_stream
 from wav2small.testing import fit_wav2small, synth_speech, write_audio_dir
 
 HOP = 0.5

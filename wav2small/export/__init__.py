@@ -6,7 +6,7 @@ Layout of an export folder ``DIR``::
 
     model.onnx              fp32, input ``signal`` (batch, samples) float32 16 kHz -> ``adv`` (batch, 3)
     model.int8.onnx         with int8: weights int8, activations int8 where it pays, log-mel front-end fp32
-    model.stream.onnx       with streaming (Wav2Small): a fixed chunk and the state in and out (stream_export)
+    model.stream.onnx       with streaming (Wav2Small): a fixed chunk and the state in and out (streaming)
     model.stream.int8.onnx  with streaming and int8: the same in int8
     model.yaml              audonnx bundle: ``audonnx.load(DIR)`` (model.audonnx.onnx, batch fixed to 1)
     model.int8.yaml         the same for the int8 model (``audonnx.load(DIR, model_file="model.int8.yaml")``)
@@ -16,7 +16,8 @@ Layout of an export folder ``DIR``::
 
 The steps live in the modules of this package: ``graph`` (torch to a small ONNX graph), ``quantize``
 (int8), ``calibration`` (audio for calibration and the check), ``checks`` (parity), ``bundle``
-(contract and audonnx bundle) and ``footprint`` (what the model costs on a device).
+(contract and audonnx bundle), ``footprint`` (what the model costs on a device) and ``streaming``
+(the stateful streaming graphs).
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ from .checks import ParityError, check_against_torch, compare_outputs
 from .footprint import footprint, footprint_markdown
 from .graph import compact_constants, exporter_versions, frontend_nodes, save_model, strip_metadata, torch_to_onnx
 from .quantize import quantize
+from .streaming import export_stream
 
-__all__ = ["ParityError", "calibration_clips", "check_against_torch", "compare_outputs", "export_onnx", "footprint",
+__all__ = ["ParityError", "calibration_clips", "check_against_torch", "compare_outputs", "export_onnx", "export_stream", "footprint",
            "footprint_markdown", "gain_floor_db", "quantize", "torch_to_onnx", "write_audonnx_bundle", "write_contract"]
 
 
@@ -122,8 +124,6 @@ def export_onnx(model, out_dir, **options) -> dict:
         write_audonnx_bundle(out_dir, INT8_FILE)
 
     if config.streaming:
-        from ..stream_export import export_stream
-
         try:
             report["streaming"] = export_stream(student, out_dir, int8=int8, calibration=calib if int8 else (),
                                                 held_out=held if int8 else (), chunk=config.chunk,

@@ -16,6 +16,7 @@ from ..contract import (AUDONNX_FILES, CONTRACT_FILE, CONTRACT_MARKDOWN_FILE, FP
 from ..frontend import PRENORM_EPS
 from ..models import Student
 from .graph import save_model
+from .streaming import contract_markdown, contract_section
 
 # audonnx reshapes its input to the model's input shape and allows one dynamic axis only, so its
 # bundle holds the same graph with the batch axis fixed to 1 (AUDONNX_FILES).
@@ -47,8 +48,6 @@ def write_contract(out_dir, student: Student) -> dict:
                   "audonnx": {k: v[0] for k, v in AUDONNX_FILES.items() if (out_dir / v[1]).exists()}},
         "architecture": student.architecture,
     }
-    from ..stream_export import contract_markdown, contract_section
-
     streaming = contract_section(out_dir)
     if streaming:
         contract["streaming"] = streaming

@@ -27,9 +27,12 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
-from .contract import LABELS, SAMPLING_RATE, STATE_NAMES, STATE_OUTPUT_PREFIX, STREAM_FP32_FILE, STREAM_INT8_FILE, STREAM_METADATA
-from .metrics import concordance_cc, pearson_cc
-from .streaming import OnnxSteps, StreamingWav2Small, TorchSteps
+from ..contract import LABELS, SAMPLING_RATE, STATE_NAMES, STATE_OUTPUT_PREFIX, STREAM_FP32_FILE, STREAM_INT8_FILE, STREAM_METADATA
+from ..metrics import concordance_cc, pearson_cc
+from ..streaming import OnnxSteps, StreamingWav2Small, TorchSteps
+from .checks import ParityError
+from .graph import OPSET, compact_constants, quiet_logging, save_model, strip_metadata
+from .quantize import MIN_INT8_CHANNELS, quantize_weights
 
 CHUNK_NAME = "chunk"
 #: Default chunk: 512 samples = 32 ms at 16 kHz, as Silero VAD's.
@@ -205,8 +208,6 @@ def quantize_stream(fp32_path, feeds, *, per_channel: bool = False, activations:
     contexts of the state are stored as uint8 (:func:`store_contexts_quantized`)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    from .export.graph import quiet_logging
-    from .export.quantize import MIN_INT8_CHANNELS, quantize_weights
 
     proto = onnx.load(str(fp32_path))
     body = body_nodes(proto)
@@ -327,8 +328,6 @@ def export_stream(student, out_dir, *, int8: bool, calibration=(), held_out=(), 
     Returns the report's ``streaming`` section. Raises ParityError when a check fails; the failing
     graph is not written.
     """
-    from .export.checks import ParityError
-    from .export.graph import OPSET, compact_constants, save_model, strip_metadata
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -14,9 +14,9 @@ import torch
 from wav2small import Stream, create_student, export_onnx
 from wav2small.cli import main
 from wav2small.contract import STATE_NAMES, STREAM_FP32_FILE, STREAM_INT8_FILE
-from wav2small.footprint import footprint
+from wav2small.export.footprint import footprint
+from wav2small.export.streaming import export_stream
 from wav2small.models import Student
-from wav2small.stream_export import export_stream
 from wav2small.testing import fit_wav2small, synth_speech, write_audio_dir
 
 LABELS = ("arousal", "dominance", "valence")
