@@ -72,6 +72,12 @@ class TrainConfig:
     allow_outside_paths: bool = False  # read store rows whose audio lies outside the folders the store was labelled from
     # (refused by default: a store is data from disk and must not point anywhere; give this if you trust the store)
     progress: bool = field(default=True, metadata={"flag": "--quiet"})  # show a progress bar (--quiet: none)
+    member_weights: dict = field(default_factory=dict, metadata={"flag": "--member-weight", "metavar": "MEMBER=WEIGHT"})
+    # one loss term per teacher member of the store instead of one on the ensemble's combined output, e.g.
+    # --member-weight dawn=1 --member-weight odyssey=0.5 (repeatable; weights normalised to sum 1; default: the combined output)
+    clean_target_weight: float = 0.0  # share c of each loss term that scores the student's output on a view against the teacher's
+    # output on the clean crop of the same clip, the rest (1 - c) against the teacher's output on the view itself: a teacher
+    # that did not hear the augmentation beside one that did (tolerant and tough teachers); 0 = off
 
     def __post_init__(self):
         if self.steps < 1 or (self.valid_every is not None and self.valid_every < 1) or (self.warmup_steps or 0) < 0:
@@ -86,6 +92,15 @@ class TrainConfig:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if not 0 <= self.valid_fraction < 1:
             raise ValueError(f"valid_fraction must be in [0, 1), got {self.valid_fraction}")
+        if not 0 <= self.clean_target_weight <= 1:
+            raise ValueError(f"clean_target_weight must be in [0, 1] (0 = the view's target only), got {self.clean_target_weight}")
+        weights = list(self.member_weights.values())
+        if weights and not (all(isinstance(w, (int, float)) and not isinstance(w, bool) and 0 <= w < float("inf") for w in weights)
+                            and sum(weights) > 0):
+            raise ValueError(f"member_weights must be non-negative numbers with a positive sum, got {self.member_weights}")
+        if weights and self.target != "combined":
+            raise ValueError(f"member_weights and target {self.target!r} both choose the targets: give one of them "
+                             f"(target {self.target!r} is member_weights {{{self.target!r}: 1}})")
 
     @property
     def validation_interval(self) -> int:

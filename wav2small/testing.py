@@ -340,9 +340,11 @@ def fit_tiny_teacher(directory, corpus, *, kind: str = "dawn", held_out=None, st
     return summary
 
 
-def write_label_store(root, count: int, seconds, *, crop_dur: float, views: int, seed: int = 0) -> Path:
+def write_label_store(root, count: int, seconds, *, crop_dur: float, views: int, seed: int = 0, kinds=("dawn",)) -> Path:
     """Speech-like clips (``root/audio``, durations drawn from the range ``seconds``) labelled by a tiny
-    random Dawn-format teacher (``root/teacher``) into a label store ``root/store``; returns the store."""
+    random Dawn-format teacher (``root/teacher``), or by an ensemble of tiny random teachers of
+    ``kinds`` (``root/teachers/<kind>``, members named by kind), into a label store ``root/store``;
+    returns the store."""
     import torch
 
     from .labels import label_audio
@@ -352,7 +354,10 @@ def write_label_store(root, count: int, seconds, *, crop_dur: float, views: int,
     rng = np.random.default_rng(seed)
     for i in range(count):
         sf.write(audio / f"clip{i:04d}.wav", synth_speech(rng.uniform(*seconds), seed * 1000 + i), SAMPLING_RATE, subtype="PCM_16")
-    teacher = save_tiny_teacher(Path(root) / "teacher", "dawn", seed=seed)
+    if len(kinds) == 1:
+        teacher = save_tiny_teacher(Path(root) / "teacher", kinds[0], seed=seed)
+    else:
+        teacher = [save_tiny_teacher(Path(root) / "teachers" / kind, kind, seed=seed) for kind in kinds]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # on a busy shared machine two threads wait on each other
     try:

@@ -70,6 +70,19 @@ def distillation_loss(prediction: torch.Tensor, target: torch.Tensor, ccc_weight
     return (1 - ccc_weight) * mse + ccc_weight * concordance_loss(prediction, target), mse
 
 
+def weighted_distillation_loss(prediction: torch.Tensor, targets: torch.Tensor, weights, ccc_weight: float
+                               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, mse) of one prediction (B, 3) against several targets (B, T, 3): the sum over t of
+    ``weights[t] * distillation_loss(prediction, targets[:, t])`` (mse weighted alike). A term of
+    weight 0 is not computed at all, so its targets have no influence (even when not finite)."""
+    loss = mse = prediction.new_zeros(())
+    for t, weight in enumerate(weights):
+        if weight:
+            term, term_mse = distillation_loss(prediction, targets[:, t], ccc_weight)
+            loss, mse = loss + weight * term, mse + weight * term_mse
+    return loss, mse
+
+
 def lr_factor(step: int, *, warmup: int, total: int, min_ratio: float) -> float:
     """Multiplier of the peak learning rate: linear warm-up over ``warmup`` steps, then cosine to ``min_ratio``."""
     if step < warmup:
@@ -89,8 +102,9 @@ def view_length(params: dict) -> int:
 
 
 class ViewDataset(torch.utils.data.Dataset):
-    """Rows of a label store as (waveform (N,) float32, target (3,) float32), each view rendered
-    from the audio cache exactly as the teacher heard it."""
+    """Rows of a label store as (waveform (N,) float32, targets float32), each view rendered from
+    the audio cache exactly as the teacher heard it; a row's targets are (3,), or (T, 3) for a
+    loss of several terms (:func:`loss_targets`)."""
 
     def __init__(self, params: list[str], targets: np.ndarray, cache: AudioCache):
         self.params = params
@@ -187,6 +201,53 @@ def _targets(frame, target: str, members: list[str]) -> np.ndarray:
     return frame[columns].to_numpy(np.float32)
 
 
+def check_member_weights(member_weights: dict, members: list[str], store) -> None:
+    """ValueError naming the store unless every member of ``member_weights`` is a teacher of it."""
+    unknown = [m for m in member_weights if m not in members]
+    if unknown:
+        raise ValueError(f"{store}: member weights for {', '.join(map(repr, unknown))}, but the teachers of this label store "
+                         f"are {members}; use those names (e.g. --member-weight {members[0]}=1)")
+
+
+def clean_rows(frame, store="label store") -> np.ndarray:
+    """For every row, the position of its clip's clean crop (view 0: same file, start and end);
+    ValueError when clips of the store have no clean-crop row."""
+    keys = list(zip(frame["file"], frame["start"], frame["end"]))
+    views = frame["view"].to_numpy()
+    clean = {key: i for i, (key, view) in enumerate(zip(keys, views)) if view == 0}
+    missing = {key for key in keys if key not in clean}
+    if missing:
+        file, start, end = sorted(missing)[0]
+        raise ValueError(f"{store}: {len(missing)} clips have no clean-crop (view 0) labels, e.g. {file} {start:g}-{end:g} s; "
+                         "the clean-crop target (clean_target_weight) needs the teacher's output on each clip's clean crop")
+    return np.array([clean[key] for key in keys], dtype=np.int64)
+
+
+def loss_targets(frame, config: TrainConfig, members: list[str], store="label store") -> tuple[np.ndarray, list[float], list[str]]:
+    """The targets of the training loss: ((N, T, 3) float32, T weights summing to 1, T names).
+
+    By default one term: the store's combined (ensemble) output, or the member ``config.target``.
+    With ``config.member_weights``, one term per member, weighted (normalised to sum 1). With
+    ``config.clean_target_weight`` c > 0, each term is split in two: the teacher's output on the view
+    the student hears (weight 1 - c) and on the clean crop of the same clip (weight c), the pairing
+    of a teacher that saw the augmentation with one that did not (tolerant and tough teachers).
+    """
+    if config.member_weights:
+        check_member_weights(config.member_weights, members, store)
+        total = float(sum(config.member_weights.values()))
+        names, weights = list(config.member_weights), [w / total for w in config.member_weights.values()]
+        y = np.stack([_targets(frame, name, members) for name in names], axis=1)
+    else:
+        names, weights = [config.target], [1.0]
+        y = _targets(frame, config.target, members)[:, None]
+    c = config.clean_target_weight
+    if c:
+        y = np.concatenate([y, y[clean_rows(frame, store)]], axis=1)
+        names = [f"{n} (view)" for n in names] + [f"{n} (clean crop)" for n in names]
+        weights = [(1 - c) * w for w in weights] + [c * w for w in weights]
+    return np.ascontiguousarray(y, dtype=np.float32), weights, names
+
+
 def channels_last_is_faster(model: nn.Module) -> bool:
     """Whether ``model`` trains faster with channels-last tensors: when its full (not depthwise,
     not 1x1) convolutions have 16 channels or more.
@@ -220,9 +281,11 @@ def build_optimizer(model: nn.Module, config: TrainConfig):
 
 
 def train_step(net: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer, schedule, *, ccc_weight: float,
-               grad_clip: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimizer step on a batch (x (B, N) waveforms, y (B, 3) targets); returns (loss, mse)."""
-    loss, mse = distillation_loss(net(x).float(), y, ccc_weight)
+               grad_clip: float, weights=(1.0,)) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step on a batch (x (B, N) waveforms, y (B, 3) targets, or (B, T, 3) targets of
+    the T ``weights`` of :func:`weighted_distillation_loss`); returns (loss, mse)."""
+    targets = y[:, None] if y.dim() == 2 else y
+    loss, mse = weighted_distillation_loss(net(x).float(), targets, weights, ccc_weight)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if grad_clip:
@@ -357,10 +420,13 @@ def _run(config: TrainConfig, processes: Processes) -> dict:
                 "out": str(out), "clips_per_s": None}
     store = LabelStore(config.store, allow_outside_paths=config.allow_outside_paths)
     metadata = store.metadata
+    members = metadata.get("members", [])
+    check_member_weights(config.member_weights, members, config.store)  # before reading anything large
     frame = store.read()
     if not len(frame):
         raise ValueError(f"{config.store}: the label store has no rows")
-    targets = _targets(frame, config.target, metadata.get("members", []))
+    targets = _targets(frame, config.target, members)  # what validation scores the student against
+    loss_y, loss_weights, loss_names = loss_targets(frame, config, members, config.store)
     problems = np.array(store.view_problems(frame["params"]), dtype=object)
     unusable = problems != ""  # rows no view can be rendered from (implausible, or reading outside the store's folders)
     if main and unusable.any():
@@ -393,7 +459,7 @@ def _run(config: TrainConfig, processes: Processes) -> dict:
     if not len(train_rows):
         raise ValueError(f"{config.store}: no rows left to train on")
     params = frame["params"].tolist()
-    train_set = ViewDataset([params[i] for i in train_rows], targets[train_rows], cache)
+    train_set = ViewDataset([params[i] for i in train_rows], loss_y[train_rows], cache)
     valid_set = ViewDataset([params[i] for i in valid_rows], targets[valid_rows], cache)
 
     # model, optimiser, schedule
@@ -447,6 +513,8 @@ def _run(config: TrainConfig, processes: Processes) -> dict:
         print(f"training {config.student} ({model.num_parameters():,} parameters) on {len(train_set)} views "
               f"({per_epoch} steps per epoch and process, {world} process{'es' if world > 1 else ''}); "
               f"{cadence}; audio cache {cache.folder} ({cache.seconds / 3600:.2f} h)")
+        if len(loss_names) > 1:
+            print("loss terms: " + ", ".join(f"{w:.3g} x {name}" for name, w in zip(loss_names, loss_weights)))
 
     def validate() -> dict:
         judge = ema if ema is not None else model
@@ -488,7 +556,8 @@ def _run(config: TrainConfig, processes: Processes) -> dict:
         sampler.set_epoch(epoch, skip)
         for x, y in loader:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            loss, mse = train_step(net, x, y, optimizer, schedule, ccc_weight=config.ccc_weight, grad_clip=config.grad_clip)
+            loss, mse = train_step(net, x, y, optimizer, schedule, ccc_weight=config.ccc_weight, grad_clip=config.grad_clip,
+                                   weights=loss_weights)
             if ema is not None:
                 _update_ema(ema, model, config.ema_decay)
             step += 1
