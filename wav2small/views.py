@@ -1,10 +1,13 @@
-"""Reinforced views: augmented versions of a clip (crop position, gain, noise, mixing) described by
-a small JSON-able dict from which :func:`render_view` rebuilds bit-exactly the audio a teacher heard.
+"""Reinforced views: augmented versions of a clip (crop position, gain, mixing or MixUp with another
+clip, reverberation, noise) described by a small JSON-able dict from which :func:`render_view`
+rebuilds bit-exactly the audio a teacher heard.
 
 A view's ``params`` hold every file read (file, start, end in seconds), every linear gain actually
-applied and the seed of any generated noise, so a student can replay the teacher's input for every
-epoch without running the teacher again. Rendering is elementwise float32 arithmetic on what the
-``source`` returns, with no reductions, so it is reproducible bit for bit.
+applied and the seed of anything generated (noise, a synthetic room response), so a student can
+replay the teacher's input for every epoch without running the teacher again. Rendering is
+elementwise float32 arithmetic on what the ``source`` returns, plus, for reverberation, one FFT
+convolution whose arithmetic depends on nothing but its inputs: the same parameters give the same
+samples, bit for bit, on the same platform.
 
 Example (it needs files or a download, so it is not run as a doctest)::
 
@@ -29,6 +32,11 @@ NOISE_COLOURS = ("white", "pink", "brown")
 _PINK_B = (0.049922035, -0.095993537, 0.050612699, -0.004408786)
 _PINK_A = (1.0, -2.494956002, 2.017265875, -0.522189400)
 _BROWN_POLE = 0.995
+#: Longest room impulse response read from a file (seconds): the tail beyond is below audibility in rooms.
+MAX_RIR_SECONDS = 2.0
+#: A synthetic room response: reverberation times in (0, MAX_RT60] seconds; the diffuse tail starts 2.5 ms after the direct sound.
+MAX_RT60 = 2.0
+_TAIL_DELAY = 40
 
 
 @dataclasses.dataclass
@@ -36,8 +44,19 @@ class ViewSettings:
     """How augmented views are drawn (view 0 is always the clean crop).
 
     Ranges are (low, high), drawn uniformly. Gains and SNRs are in dB; ``shift`` is the largest
-    move of the crop position as a fraction of the crop length. Noise comes from ``noise_files``
-    when given, else is generated (white, pink or brown) from a stored seed.
+    move of the crop position as a fraction of the crop length. ``gain_db=(0, 0)`` is the gain-free
+    setting, for teachers that hear the recording level (Odyssey): views then keep the crop's
+    level (a MixUp view is scaled back to it; noise adds its own energy). Noise comes from
+    ``noise_files`` when given, else is generated (white, pink or brown) from a stored seed.
+
+    A view mixes in another clip with probability ``mix_prob`` as background at an SNR of
+    ``mix_snr_db``, or, first, with probability ``mixup_prob``, as a MixUp: ``lam * crop + (1 -
+    lam) * partner`` with the partner brought to the crop's level and ``lam`` drawn from
+    Beta(``mixup_alpha``, ``mixup_alpha``) folded to [0.5, 1] (the crop dominates, so the view
+    stays its clip's); the teacher labels the mixture itself. With probability ``reverb_prob`` the
+    crop (and what is mixed in) is convolved with a room impulse response: from ``rir_files`` when
+    given, else synthetic (exponentially decaying noise with a reverberation time drawn from
+    ``rt60`` seconds and a direct-to-reverberant ratio from ``drr_db``), scaled to unit energy.
     """
 
     gain_db: tuple = (-12.0, 6.0)
@@ -46,9 +65,34 @@ class ViewSettings:
     noise_snr_db: tuple = (5.0, 30.0)
     mix_prob: float = 0.5
     mix_snr_db: tuple = (3.0, 20.0)
+    mixup_prob: float = 0.0
+    mixup_alpha: float = 0.4
+    reverb_prob: float = 0.0
+    rt60: tuple = (0.2, 0.8)
+    drr_db: tuple = (0.0, 12.0)
+
+    def __post_init__(self):
+        for name in ("noise_prob", "mix_prob", "mixup_prob", "reverb_prob", "shift"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"view settings: {name} must be in [0, 1], got {getattr(self, name)}")
+        for name in ("gain_db", "noise_snr_db", "mix_snr_db", "rt60", "drr_db"):
+            low, high = getattr(self, name)
+            if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+                raise ValueError(f"view settings: {name} must be a range (low, high) with low <= high, got {getattr(self, name)}")
+        if not (0 < self.rt60[0] and self.rt60[1] <= MAX_RT60):
+            raise ValueError(f"view settings: rt60 must lie in (0, {MAX_RT60}] seconds, got {self.rt60}")
+        if self.mixup_alpha <= 0:
+            raise ValueError(f"view settings: mixup_alpha must be positive, got {self.mixup_alpha}")
 
     def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        settings = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        # the settings of kinds added in wav2small 0.3 are recorded only when used, so that a store
+        # labelled before them still resumes (a store's view settings must match to resume it)
+        for kind, keys in (("mixup_prob", ("mixup_prob", "mixup_alpha")), ("reverb_prob", ("reverb_prob", "rt60", "drr_db"))):
+            if not settings[kind]:
+                for key in keys:
+                    del settings[key]
+        return settings
 
 
 def view_seed(seed: int, file: str, start_sample: int, view: int) -> int:
@@ -88,6 +132,37 @@ def generated_noise(colour: str, seed: int, n: int) -> np.ndarray:
     return noise.astype(np.float32)
 
 
+def synthetic_room_response(rt60: float, drr_db: float, seed: int) -> np.ndarray:
+    """A room impulse response (float64, rt60 seconds long): a unit direct sound, then from 2.5 ms
+    on Gaussian noise decaying by 60 dB over ``rt60`` seconds, its energy ``drr_db`` below the direct
+    sound's."""
+    n = max(_TAIL_DELAY + 1, int(round(rt60 * SAMPLING_RATE)))
+    t = np.arange(n - _TAIL_DELAY) / SAMPLING_RATE
+    tail = np.random.default_rng(seed).standard_normal(n - _TAIL_DELAY) * np.exp(-3 * math.log(10) * t / rt60)
+    response = np.zeros(n)
+    response[0] = 1.0
+    response[_TAIL_DELAY:] = tail * math.sqrt(10 ** (-drr_db / 10) / np.sum(tail**2))
+    return response
+
+
+def room_response(reverb: dict, source) -> np.ndarray:
+    """The impulse response of a view's ``reverb`` parameters (read from a file, or synthetic), scaled
+    to unit energy (float64); silence stays silence."""
+    if "file" in reverb:
+        response = np.asarray(_read(source, reverb), dtype=np.float64)
+    else:
+        response = synthetic_room_response(float(reverb["rt60"]), float(reverb["drr_db"]), int(reverb["seed"]))
+    energy = float(np.sum(response**2))
+    return response / math.sqrt(energy) if energy > 0 else response
+
+
+def reverberate(x: np.ndarray, response: np.ndarray) -> np.ndarray:
+    """``x`` convolved with ``response``, cut to the length of ``x`` (float32)."""
+    from scipy.signal import fftconvolve
+
+    return fftconvolve(x.astype(np.float64), response)[: len(x)].astype(np.float32)
+
+
 def _read(source, part: dict) -> np.ndarray:
     return source(part["file"], part["start"], part["end"])
 
@@ -121,22 +196,39 @@ def check_view(params) -> dict:
         samples, span = params["samples"], int(round(params["end"] * SAMPLING_RATE)) - int(round(params["start"] * SAMPLING_RATE))
         if not isinstance(samples, int) or isinstance(samples, bool) or samples != span or samples > MAX_SECONDS * SAMPLING_RATE:
             raise AudioError(source, f"view parameters: samples {samples!r} is not the crop's length ({span} samples)")
-    for key in ("mix", "noise"):
+    for key in ("mix", "noise", "reverb"):
         part = params.get(key)
         if not part:
             continue
         if key == "noise" and "file" not in part:
-            if part.get("colour") not in NOISE_COLOURS or not isinstance(part.get("seed"), int):
+            if part.get("colour") not in NOISE_COLOURS or not _is_int(part.get("seed")):
                 raise AudioError(source, f"view parameters: generated noise needs a colour of {NOISE_COLOURS} and an integer seed")
+        elif key == "reverb" and "file" not in part:
+            rt60, drr = part.get("rt60"), part.get("drr_db")
+            if not (_is_number(rt60) and 0 < rt60 <= MAX_RT60 and _is_number(drr) and _is_int(part.get("seed"))):
+                raise AudioError(source, f"view parameters: a synthetic room response needs rt60 in (0, {MAX_RT60}] s, "
+                                         "a finite drr_db and an integer seed")
         else:
             _check_part(part, f"its {key}", source)
-        _check_gain(part, "gain", source)
+            if key == "reverb" and part["end"] - part["start"] > MAX_RIR_SECONDS + 1e-9:
+                raise AudioError(source, f"view parameters: its room response is longer than {MAX_RIR_SECONDS} s")
+        if key != "reverb":
+            _check_gain(part, "gain", source)
     return params
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def view_files(params: dict) -> list[str]:
-    """Every file a view reads: its crop's, its mixing partner's, its noise file's."""
-    return [part["file"] for part in (params, params.get("mix"), params.get("noise")) if part and "file" in part]
+    """Every file a view reads: its crop's, its mixing partner's, its room response's, its noise file's."""
+    parts = (params, params.get("mix"), params.get("reverb"), params.get("noise"))
+    return [part["file"] for part in parts if part and "file" in part]
 
 
 def render_view(params, source=None) -> np.ndarray:
@@ -145,16 +237,19 @@ def render_view(params, source=None) -> np.ndarray:
     Args:
         params: dict (or its JSON string) as stored in a label store's ``params`` column: ``file``,
             ``start``, ``end`` (seconds) and ``samples`` of the crop; optional ``gain`` (linear),
-            ``mix`` (``file``/``start``/``end`` of a second clip and its linear ``gain``) and
-            ``noise`` (``file``/``start``/``end`` of a noise file, or ``colour`` and ``seed`` of
-            generated noise, and its linear ``gain``). ``snr_db`` entries are informative only.
+            ``mix`` (``file``/``start``/``end`` of a second clip and its linear ``gain``),
+            ``reverb`` (``file``/``start``/``end`` of a room impulse response, or ``rt60``
+            (seconds), ``drr_db`` and ``seed`` of a synthetic one) and ``noise``
+            (``file``/``start``/``end`` of a noise file, or ``colour`` and ``seed`` of generated
+            noise, and its linear ``gain``). ``snr_db`` and ``mixup`` (MixUp's ratio) entries are
+            informative only.
         source: ``source(file, start, end) -> float32 array`` of clean 16 kHz audio; every read
             goes through it (default :func:`wav2small.audio.read_segment`), so audio can be served
             from a cache.
 
     Returns:
-        float32 array of ``samples`` samples at 16 kHz: gain * crop + mix gain * partner + noise
-        gain * noise.
+        float32 array of ``samples`` samples at 16 kHz: (gain * crop + mix gain * partner), convolved
+        with the unit-energy room response when there is one, + noise gain * noise.
 
     Raises:
         AudioError: parameters that describe no view (see :func:`check_view`), or a file that
@@ -171,6 +266,8 @@ def render_view(params, source=None) -> np.ndarray:
     mix = params.get("mix")
     if mix:
         y = y + _fit(_read(source, mix), n) * np.float32(mix["gain"])
+    if params.get("reverb"):
+        y = reverberate(y, room_response(params["reverb"], source))
     noise = params.get("noise")
     if noise:
         if "file" in noise:
@@ -215,8 +312,43 @@ def _random_stretch(rng, duration: float, n: int, sr: int = SAMPLING_RATE) -> tu
     return first / sr, (first + n) / sr
 
 
+def _draw_partner(rng, clip: dict, partners, n: int, source, duration) -> tuple[dict, np.ndarray] | None:
+    """A random stretch of n samples of another clip (trying up to 8 partners: a bad or
+    too-short one is passed over) as (its read, its audio), or None."""
+    for _ in range(8):
+        file, start, end = partners[int(rng.integers(len(partners)))]
+        if str(file) == str(clip["file"]):
+            continue
+        try:
+            region = (start or 0.0, end if end is not None else duration(file))
+            a, b = _random_stretch(rng, region[1] - region[0], n)
+            mix = {"file": str(file), "start": region[0] + a, "end": region[0] + b}
+            return mix, _fit(_read(source, mix), n)
+        except AudioError:
+            continue
+    return None
+
+
+def _draw_room(rng, settings: ViewSettings, rir_files, source, duration) -> dict | None:
+    """The ``reverb`` parameters of a view: the start of a room response file (trying up to 8; a
+    silent or unreadable one is passed over; None if none serves), or a synthetic response."""
+    if not rir_files:
+        return {"rt60": float(rng.uniform(*settings.rt60)), "drr_db": float(rng.uniform(*settings.drr_db)),
+                "seed": int(rng.integers(2**63))}
+    for _ in range(8):
+        file = rir_files[int(rng.integers(len(rir_files)))]
+        try:
+            samples = min(int(round(duration(file) * SAMPLING_RATE)), int(MAX_RIR_SECONDS * SAMPLING_RATE))
+            reverb = {"file": str(file), "start": 0.0, "end": samples / SAMPLING_RATE}
+            if np.any(_read(source, reverb)):
+                return reverb
+        except AudioError:
+            continue
+    return None
+
+
 def make_view(clip: dict, view: int, *, seed: int = 0, settings: ViewSettings | None = None, partners=(),
-              noise_files=(), source=None, duration=None) -> tuple[dict, np.ndarray]:
+              noise_files=(), rir_files=(), source=None, duration=None) -> tuple[dict, np.ndarray]:
     """Draw view ``view`` of a clip and return ``(params, audio)``; ``audio == render_view(params, source)``.
 
     Args:
@@ -227,8 +359,9 @@ def make_view(clip: dict, view: int, *, seed: int = 0, settings: ViewSettings | 
         settings: :class:`ViewSettings`.
         partners: candidate clips to mix with, as (file, start, end) with end None for whole files.
         noise_files: noise files to draw from (generated noise when empty).
+        rir_files: room impulse response files to draw from (synthetic responses when empty).
         source: as in :func:`render_view`.
-        duration: ``duration(file) -> seconds``, for whole-file partners and noise (default: header).
+        duration: ``duration(file) -> seconds``, for whole-file partners, noise and room responses (default: header).
     """
     settings = settings or ViewSettings()
     source = _CachedSource(source or _default_source)
@@ -241,6 +374,8 @@ def make_view(clip: dict, view: int, *, seed: int = 0, settings: ViewSettings | 
     if view == 0:
         return params, render_view(params, source)
 
+    # every draw of a kind that is off (probability 0) is skipped, so turning a kind on changes
+    # nothing for the others' draws when it is off: views of a store labelled earlier are drawn the same
     rng = np.random.default_rng(s)
     low = max(int(round(clip["region_start"] * sr)), first - int(settings.shift * n))
     high = min(int(round(clip["region_end"] * sr)) - n, first + int(settings.shift * n))
@@ -248,25 +383,35 @@ def make_view(clip: dict, view: int, *, seed: int = 0, settings: ViewSettings | 
     params.update(start=begin / sr, end=(begin + n) / sr)
     gain = 10 ** (rng.uniform(*settings.gain_db) / 20)
     params["gain"] = gain
-    signal_energy = _energy(_fit(_read(source, params), n)) * gain**2
+    crop = _fit(_read(source, params), n)
+    signal_energy = _energy(crop) * gain**2
 
-    if partners and rng.random() < settings.mix_prob:
+    if partners and settings.mixup_prob and rng.random() < settings.mixup_prob:
+        lam = float(rng.beta(settings.mixup_alpha, settings.mixup_alpha))
+        lam = max(lam, 1 - lam)  # the crop dominates: the view stays its clip's
+        drawn = _draw_partner(rng, clip, partners, n, source, duration)
+        if drawn is not None:
+            mix, partner = drawn
+            crop_energy, partner_energy = _energy(crop), _energy(partner)
+            a = lam
+            b = (1 - lam) * math.sqrt(crop_energy / partner_energy) if partner_energy > 0 else 0.0  # the partner at the crop's level
+            mixture = _energy(crop.astype(np.float64) * a + partner.astype(np.float64) * b)
+            scale = math.sqrt(crop_energy / mixture) if mixture > 0 else 1.0  # the mixture at the crop's level
+            params["gain"] = gain * a * scale
+            params["mix"] = {**mix, "gain": gain * b * scale, "mixup": lam}
+    elif partners and rng.random() < settings.mix_prob:
         snr = float(rng.uniform(*settings.mix_snr_db))
-        for _ in range(8):  # a bad or too-short partner: draw another
-            file, start, end = partners[int(rng.integers(len(partners)))]
-            if str(file) == str(clip["file"]):
-                continue
-            try:
-                region = (start or 0.0, end if end is not None else duration(file))
-                a, b = _random_stretch(rng, region[1] - region[0], n)
-                mix = {"file": str(file), "start": region[0] + a, "end": region[0] + b, "snr_db": snr}
-                partner = _fit(_read(source, mix), n)
-            except AudioError:
-                continue
-            mix["gain"] = _gain_for_snr(signal_energy, partner, snr)
-            params["mix"] = mix
-            signal_energy = _energy(_fit(_read(source, params), n) * np.float32(gain) + partner * np.float32(mix["gain"]))
-            break
+        drawn = _draw_partner(rng, clip, partners, n, source, duration)
+        if drawn is not None:
+            mix, partner = drawn
+            params["mix"] = {**mix, "snr_db": snr, "gain": _gain_for_snr(signal_energy, partner, snr)}
+
+    if settings.reverb_prob and rng.random() < settings.reverb_prob:
+        reverb = _draw_room(rng, settings, rir_files, source, duration)
+        if reverb is not None:
+            params["reverb"] = reverb
+    if "mix" in params or "reverb" in params:
+        signal_energy = _energy(render_view(params, source))
 
     if rng.random() < settings.noise_prob:
         snr = float(rng.uniform(*settings.noise_snr_db))
