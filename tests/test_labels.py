@@ -21,7 +21,9 @@ from wav2small.labels import crop_positions, label_audio, read_inputs
 from wav2small.store import LabelStore
 from wav2small.teachers import Teacher, load_teacher
 from wav2small.testing import save_tiny_teacher
-from wav2small.views import render_view
+from wav2small.cli import main
+from wav2small.options import ViewSettings
+from wav2small.views import render_view, synthetic_room_response
 
 SR = 16000
 LABELS = ["arousal", "dominance", "valence"]
@@ -125,13 +127,21 @@ class RecordingTeacher(Teacher):
         return self.inner(x)
 
 
-def test_views_rebuilt_from_the_store_are_what_the_teacher_heard(tiny, make_audio_dir, tmp_path):
+@pytest.mark.parametrize("kinds", ["mix and noise", "mixup and reverberation"])
+def test_views_rebuilt_from_the_store_are_what_the_teacher_heard(tiny, make_audio_dir, tmp_path, kinds):
     audio = make_audio_dir(4, seconds=(1.5, 2.5))
-    noise = tmp_path / "noise"
+    noise, rirs = tmp_path / "noise", tmp_path / "rirs"
     noise.mkdir()
+    rirs.mkdir()
     sf.write(noise / "n.wav", np.random.default_rng(1).normal(0, 0.05, 20000).astype(np.float32), SR)
+    sf.write(rirs / "room.wav", synthetic_room_response(0.3, 6.0, 1).astype(np.float32), SR)
+    options, settings = {}, None
+    if kinds == "mixup and reverberation":
+        options = {"rir_dir": rirs}
+        settings = ViewSettings(mixup_prob=0.7, reverb_prob=0.7)
     teacher = RecordingTeacher(load_teacher(tiny["odyssey"]))
-    label_audio(audio, teacher, tmp_path / "labels", crop_dur=1.0, views=3, noise_dir=noise, batch_size=5, progress=False)
+    label_audio(audio, teacher, tmp_path / "labels", crop_dur=1.0, views=3, noise_dir=noise, batch_size=5, progress=False,
+                view_settings=settings, **options)
     frame = LabelStore(tmp_path / "labels").read()
     heard = sorted(x.tobytes() for x in teacher.heard)
     rebuilt = [render_view(p) for p in frame["params"]]
@@ -141,6 +151,32 @@ def test_views_rebuilt_from_the_store_are_what_the_teacher_heard(tiny, make_audi
     assert np.allclose(again, frame[LABELS].to_numpy(), atol=1e-5)
     params = [json.loads(p) for p in frame.loc[frame["view"] > 0, "params"]]
     assert any("mix" in p for p in params) and any("noise" in p for p in params)
+    if settings is not None:
+        assert any("mixup" in p.get("mix", {}) for p in params) and any(p.get("reverb", {}).get("file") for p in params)
+        metadata = LabelStore(tmp_path / "labels").metadata
+        assert metadata["rir_files"] == [str(rirs / "room.wav")] and metadata["view_settings"]["reverb_prob"] == 0.7
+
+
+def test_empty_noise_or_room_folders_fail_before_any_work(tiny, make_audio_dir, tmp_path):
+    audio = make_audio_dir(2, seconds=1.0)
+    empty, broken = tmp_path / "empty", tmp_path / "broken"
+    empty.mkdir()
+    broken.mkdir()
+    (broken / "hiss.wav").write_bytes(b"RIFF....WAVEfmt not really")
+    (empty / "notes.txt").write_text("no audio here")
+    store = tmp_path / "labels"
+    reverb = ViewSettings(reverb_prob=0.5)
+    for options, problem in [({"noise_dir": empty}, "folder of noise holds no audio files"),
+                             ({"noise_dir": broken}, "folder of noise holds 1 audio files, none readable \\(e.g. hiss.wav"),
+                             ({"noise_dir": tmp_path / "missing"}, "folder of noise is not a directory"),
+                             ({"rir_dir": empty, "view_settings": reverb}, "room impulse responses holds no audio files"),
+                             ({"rir_dir": audio}, "no view is reverberated")]:
+        with pytest.raises(ValueError, match=problem):
+            label_audio(audio, tiny["dawn"], store, views=2, progress=False, **options)
+        assert not (store / "metadata.json").exists()
+    assert main(["label", str(audio), "--teacher", str(tiny["dawn"]), "--out", str(store), "--views", "1",
+                 "--rir-dir", str(empty), "--reverb-prob", "1", "--quiet"]) == 2
+    assert not (store / "metadata.json").exists()
 
 
 def test_manifest_with_segments_and_relative_paths(tiny, make_audio_dir):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import functools
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -261,3 +262,24 @@ def find_audio_files(root) -> list[Path]:
     if not root.is_dir():
         raise AudioError(root, "not a directory")
     return sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and not p.is_dir())
+
+
+def readable_audio_files(folder, *, what: str = "audio") -> list[str]:
+    """The audio files below ``folder`` whose header reads (absolute paths, sorted); ValueError
+    naming the folder when there is none, so that a job using them as ``what`` (noise, room
+    responses) fails before any work rather than quietly doing without."""
+    try:
+        found = find_audio_files(folder)
+    except AudioError as error:
+        raise ValueError(f"{folder}: the folder of {what} is {error.problem}") from None
+    readable, problems = [], []
+    for path in found:
+        try:
+            audio_duration(path)
+            readable.append(os.path.abspath(path))
+        except AudioError as error:
+            problems.append(f"{path.name}: {error.problem}")
+    if not readable:
+        reason = f"{len(found)} audio files, none readable (e.g. {problems[0]})" if found else "no audio files"
+        raise ValueError(f"{folder}: the folder of {what} holds {reason}")
+    return readable

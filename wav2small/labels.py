@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ._version import __version__
-from .audio import AudioError, audio_duration, check_span, find_audio_files
+from .audio import AudioError, audio_duration, check_span, find_audio_files, readable_audio_files
 from .contract import LABELS, SAMPLING_RATE
 from .distributed import choose_device, environment
 from .options import LabelConfig
@@ -224,11 +224,16 @@ def label_audio(inputs, teacher, out_dir, *, view_settings: ViewSettings | None 
 
     started = time.perf_counter()
     config = LabelConfig(**options)
-    crop_dur, views, noise_dir, seed, batch_size, shard_size, workers, progress = (
-        config.crop_dur, config.views, config.noise_dir, config.seed, config.batch_size, config.shard_size, config.workers,
-        config.progress)
+    crop_dur, views, noise_dir, rir_dir, seed, batch_size, shard_size, workers, progress = (
+        config.crop_dur, config.views, config.noise_dir, config.rir_dir, config.seed, config.batch_size, config.shard_size,
+        config.workers, config.progress)
     rank, world = _shard_from(config.shard)
     settings = view_settings or ViewSettings()
+    if rir_dir and not settings.reverb_prob:
+        raise ValueError(f"rir_dir {rir_dir} is given but no view is reverberated: set reverb_prob (--reverb-prob) above 0")
+    # folders of noise and room responses: checked before anything slow, their readable files only
+    noise_files = readable_audio_files(noise_dir, what="noise") if noise_dir else []
+    rir_files = readable_audio_files(rir_dir, what="room impulse responses") if rir_dir else None
     crop = int(round(crop_dur * SAMPLING_RATE))
     device = choose_device(config.device)
     half = device.type == "cuda" if config.half is None else config.half
@@ -247,14 +252,14 @@ def label_audio(inputs, teacher, out_dir, *, view_settings: ViewSettings | None 
         segments = read_inputs(inputs)
         if not segments:
             raise ValueError(f"no audio found in {inputs}")
-        noise_files = [os.path.abspath(f) for f in find_audio_files(noise_dir)] if noise_dir else []
         store.create({
             "format": FORMAT, "teacher_spec": spec, "teacher": teacher.describe(),
             "members": [m.name for m in getattr(teacher, "members", [teacher])], "labels": list(LABELS),
             "sampling_rate": SAMPLING_RATE, "crop_dur": crop / SAMPLING_RATE, "views": int(views), "view_settings": settings.to_dict(),
             "seed": int(seed), "noise_dir": None if noise_dir is None else os.path.abspath(noise_dir), "noise_files": noise_files,
+            **({"rir_dir": os.path.abspath(rir_dir), "rir_files": rir_files} if rir_dir else {}),
             "audio_roots": outermost([*(os.path.dirname(file) for file, _, _ in segments), *map(os.path.abspath, _folders(inputs)),
-                                      *([os.path.abspath(noise_dir)] if noise_dir else [])]),
+                                      *(os.path.abspath(folder) for folder in (noise_dir, rir_dir) if folder)]),
             "precision": "float16" if half else "float32", "package_version": __version__,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         })
@@ -284,8 +289,8 @@ def label_audio(inputs, teacher, out_dir, *, view_settings: ViewSettings | None 
         def prepare(item):
             index, clip = item
             try:
-                drawn = [make_view(clip, v, seed=seed, settings=settings, partners=partners, noise_files=noise_files, source=source)
-                         for v in range(views + 1)]
+                drawn = [make_view(clip, v, seed=seed, settings=settings, partners=partners, noise_files=noise_files,
+                                   rir_files=rir_files or (), source=source) for v in range(views + 1)]
                 return index, clip, drawn, None
             except AudioError as error:
                 return index, clip, None, (error.source, error.problem)

@@ -22,6 +22,7 @@ import dataclasses
 import inspect
 import io
 import json
+import math
 import re
 import textwrap
 import tokenize
@@ -116,6 +117,7 @@ class LabelConfig:
     crop_dur: float = 4.0  # seconds per clip: each file (or manifest segment) gives round(duration / crop_dur) crops of this length; shorter files are labelled whole
     views: int = 0  # augmented views per clip besides the clean crop (view 0)
     noise_dir: str | None = None  # folder of noise files for the views (default: generated white/pink/brown noise)
+    rir_dir: str | None = None  # folder of room impulse responses for reverberated views (--reverb-prob; default: synthetic rooms)
     seed: int = 0  # seed of the views; each view's own seed derives from it, the clip and the view index
     batch_size: int = 16  # clips (views) per forward pass; only clips of equal length share one (the teachers' pooling has no padding mask)
     device: str = "cpu"  # cpu, cuda or cuda:N (under torchrun, cuda means cuda:LOCAL_RANK)
@@ -129,6 +131,60 @@ class LabelConfig:
     def __post_init__(self):
         if self.crop_dur <= 0 or self.views < 0 or self.batch_size < 1 or self.shard_size < 1:
             raise ValueError("crop_dur, batch_size and shard_size must be positive and views >= 0")
+
+
+#: The longest reverberation time of a synthetic room response (seconds).
+MAX_RT60 = 2.0
+
+
+@dataclass
+class ViewSettings:
+    """How the augmented views of a labelling job are drawn (view 0 is always the clean crop); the
+    comment of each field is its ``wav2small label`` help. Ranges (low, high) are drawn uniformly.
+
+    A view moves the crop, applies a gain, then mixes in another clip (MixUp with probability
+    ``mixup_prob``, else background at an SNR with probability ``mix_prob``), then reverberates
+    the result (probability ``reverb_prob``), then adds noise (probability ``noise_prob``). The
+    teacher labels the view as heard, MixUp mixtures included (their targets are not mixed).
+    """
+
+    gain_db: tuple[float, float] = (-12.0, 6.0)  # range of a view's gain in dB; 0,0 is the gain-free setting, for teachers that
+    # hear the recording level (Odyssey): a view then keeps its crop's level (write --gain-db=-6,0 for a negative low end)
+    shift: float = 0.5  # largest move of the crop within its file, as a fraction of the crop length
+    noise_prob: float = 0.5  # probability that a view gets noise (from --noise-dir, else generated white, pink or brown noise)
+    noise_snr_db: tuple[float, float] = (5.0, 30.0)  # range of the noise's SNR in dB
+    mix_prob: float = 0.5  # probability that another clip is mixed in as background (when the view is no MixUp)
+    mix_snr_db: tuple[float, float] = (3.0, 20.0)  # range of the SNR of a background clip in dB
+    mixup_prob: float = 0.0  # probability that a view is a MixUp: lam * crop + (1 - lam) * another clip brought to the crop's level,
+    # the mixture at the crop's level; labelled by the teacher on the mixture itself
+    mixup_alpha: float = 0.4  # MixUp's lam ~ Beta(alpha, alpha), folded to [0.5, 1] so the crop dominates and the view stays its clip's
+    reverb_prob: float = 0.0  # probability that a view is reverberated with a room impulse response (from --rir-dir, else synthetic)
+    rt60: tuple[float, float] = (0.2, 0.8)  # range of a synthetic room's reverberation time in seconds (at most 2)
+    drr_db: tuple[float, float] = (0.0, 12.0)  # range of a synthetic room's direct-to-reverberant energy ratio in dB
+
+    def __post_init__(self):
+        for name in ("noise_prob", "mix_prob", "mixup_prob", "reverb_prob", "shift"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"view settings: {name} must be in [0, 1], got {getattr(self, name)}")
+        for name in ("gain_db", "noise_snr_db", "mix_snr_db", "rt60", "drr_db"):
+            value = getattr(self, name)
+            if len(value) != 2 or not (math.isfinite(value[0]) and math.isfinite(value[1]) and value[0] <= value[1]):
+                raise ValueError(f"view settings: {name} must be a range low,high with low <= high, got {value}")
+        if not (0 < self.rt60[0] and self.rt60[1] <= MAX_RT60):
+            raise ValueError(f"view settings: rt60 must lie in (0, {MAX_RT60}] seconds, got {self.rt60}")
+        if self.mixup_alpha <= 0:
+            raise ValueError(f"view settings: mixup_alpha must be positive, got {self.mixup_alpha}")
+
+    def to_dict(self) -> dict:
+        """The settings as stored in a label store's metadata (ranges as lists)."""
+        settings = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        # the settings of kinds added in wav2small 0.3 are recorded only when used, so that a store
+        # labelled before them still resumes (a store's view settings must match to resume it)
+        for kind, keys in (("mixup_prob", ("mixup_prob", "mixup_alpha")), ("reverb_prob", ("reverb_prob", "rt60", "drr_db"))):
+            if not settings[kind]:
+                for key in keys:
+                    del settings[key]
+        return settings
 
 
 @dataclass

@@ -34,7 +34,7 @@ from .views import check_view, view_files
 METADATA_FILE = "metadata.json"
 FORMAT = "wav2small-labels/1"
 #: Settings that must agree between a store and a job that resumes it.
-RESUME_KEYS = ("format", "teacher", "crop_dur", "views", "view_settings", "seed", "noise_files", "sampling_rate")
+RESUME_KEYS = ("format", "teacher", "crop_dur", "views", "view_settings", "seed", "noise_files", "rir_files", "sampling_rate")
 SHARD_KINDS = ("labels", "errors")
 
 

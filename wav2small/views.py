@@ -17,7 +17,6 @@ Example (it needs files or a download, so it is not run as a doctest)::
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import zlib
@@ -26,6 +25,7 @@ import numpy as np
 
 from .audio import MAX_SECONDS, AudioError, audio_duration, check_span, read_segment
 from .contract import SAMPLING_RATE
+from .options import MAX_RT60, ViewSettings
 
 NOISE_COLOURS = ("white", "pink", "brown")
 # Pink noise: a 3-pole IIR approximation of a 1/f spectrum (J. O. Smith, "Spectral Audio Signal Processing").
@@ -34,65 +34,7 @@ _PINK_A = (1.0, -2.494956002, 2.017265875, -0.522189400)
 _BROWN_POLE = 0.995
 #: Longest room impulse response read from a file (seconds): the tail beyond is below audibility in rooms.
 MAX_RIR_SECONDS = 2.0
-#: A synthetic room response: reverberation times in (0, MAX_RT60] seconds; the diffuse tail starts 2.5 ms after the direct sound.
-MAX_RT60 = 2.0
-_TAIL_DELAY = 40
-
-
-@dataclasses.dataclass
-class ViewSettings:
-    """How augmented views are drawn (view 0 is always the clean crop).
-
-    Ranges are (low, high), drawn uniformly. Gains and SNRs are in dB; ``shift`` is the largest
-    move of the crop position as a fraction of the crop length. ``gain_db=(0, 0)`` is the gain-free
-    setting, for teachers that hear the recording level (Odyssey): views then keep the crop's
-    level (a MixUp view is scaled back to it; noise adds its own energy). Noise comes from
-    ``noise_files`` when given, else is generated (white, pink or brown) from a stored seed.
-
-    A view mixes in another clip with probability ``mix_prob`` as background at an SNR of
-    ``mix_snr_db``, or, first, with probability ``mixup_prob``, as a MixUp: ``lam * crop + (1 -
-    lam) * partner`` with the partner brought to the crop's level and ``lam`` drawn from
-    Beta(``mixup_alpha``, ``mixup_alpha``) folded to [0.5, 1] (the crop dominates, so the view
-    stays its clip's); the teacher labels the mixture itself. With probability ``reverb_prob`` the
-    crop (and what is mixed in) is convolved with a room impulse response: from ``rir_files`` when
-    given, else synthetic (exponentially decaying noise with a reverberation time drawn from
-    ``rt60`` seconds and a direct-to-reverberant ratio from ``drr_db``), scaled to unit energy.
-    """
-
-    gain_db: tuple = (-12.0, 6.0)
-    shift: float = 0.5
-    noise_prob: float = 0.5
-    noise_snr_db: tuple = (5.0, 30.0)
-    mix_prob: float = 0.5
-    mix_snr_db: tuple = (3.0, 20.0)
-    mixup_prob: float = 0.0
-    mixup_alpha: float = 0.4
-    reverb_prob: float = 0.0
-    rt60: tuple = (0.2, 0.8)
-    drr_db: tuple = (0.0, 12.0)
-
-    def __post_init__(self):
-        for name in ("noise_prob", "mix_prob", "mixup_prob", "reverb_prob", "shift"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"view settings: {name} must be in [0, 1], got {getattr(self, name)}")
-        for name in ("gain_db", "noise_snr_db", "mix_snr_db", "rt60", "drr_db"):
-            low, high = getattr(self, name)
-            if not (math.isfinite(low) and math.isfinite(high) and low <= high):
-                raise ValueError(f"view settings: {name} must be a range (low, high) with low <= high, got {getattr(self, name)}")
-        if not (0 < self.rt60[0] and self.rt60[1] <= MAX_RT60):
-            raise ValueError(f"view settings: rt60 must lie in (0, {MAX_RT60}] seconds, got {self.rt60}")
-        if self.mixup_alpha <= 0:
-            raise ValueError(f"view settings: mixup_alpha must be positive, got {self.mixup_alpha}")
-
-    def to_dict(self) -> dict:
-        settings = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-        # the settings of kinds added in wav2small 0.3 are recorded only when used, so that a store
-        # labelled before them still resumes (a store's view settings must match to resume it)
-        for kind, keys in (("mixup_prob", ("mixup_prob", "mixup_alpha")), ("reverb_prob", ("reverb_prob", "rt60", "drr_db"))):
-            if not settings[kind]:
-                for key in keys:
-                    del settings[key]
-        return settings
+_TAIL_DELAY = 40  # samples (2.5 ms) between the direct sound of a synthetic room response and its diffuse tail
 
 
 def view_seed(seed: int, file: str, start_sample: int, view: int) -> int:

@@ -20,7 +20,7 @@ HELP = "label audio with a teacher (Dawn, Odyssey, ensembles) into a resumable l
 
 
 def add_arguments(parser):
-    from ..options import LabelConfig, add_options
+    from ..options import LabelConfig, ViewSettings, add_options
 
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="audio folder (recursive), audio files, CSV manifest (file[,start,end] in seconds) or .txt list")
@@ -28,14 +28,16 @@ def add_arguments(parser):
                         help="'dawn', 'odyssey', hub id, folder, or several joined by '+' (default: %(default)s)")
     parser.add_argument("--out", required=True, help="label store directory (created, or resumed)")
     add_options(parser, LabelConfig)  # one flag per field of LabelConfig
+    add_options(parser.add_argument_group("views (with --views N: how the augmented views are drawn)"), ViewSettings)
 
 
 def run(args) -> int:
     from ..labels import label_audio
-    from ..options import LabelConfig, options_from_arguments
+    from ..options import LabelConfig, ViewSettings, options_from_arguments
     from ..store import LabelStore
 
-    summary = label_audio(args.inputs, args.teacher, args.out, **options_from_arguments(LabelConfig, args))
+    summary = label_audio(args.inputs, args.teacher, args.out, view_settings=ViewSettings(**options_from_arguments(ViewSettings, args)),
+                          **options_from_arguments(LabelConfig, args))
     where = f" (shard {summary['rank']}/{summary['world']})" if summary["world"] > 1 else ""
     print(f"labelled {summary['clips']} clips ({summary['rows']} rows) in {summary['seconds']:.1f} s, "
           f"{summary['clips_per_s']:.2f} clips/s{where}; {summary['skipped']} already done", file=sys.stderr)
