@@ -22,20 +22,7 @@ import torch
 from wav2small.audio import SAMPLING_RATE, load_audio
 from wav2small.labels import crop_positions, label_audio
 from wav2small.store import LabelStore
-from wav2small.teachers import DawnTeacher
-
-
-def dawn_architecture() -> DawnTeacher:
-    """wav2vec2-large-robust-12 with Dawn's head, as in the published config.json, random weights."""
-    from transformers import Wav2Vec2Config
-
-    config = Wav2Vec2Config(
-        hidden_size=1024, num_hidden_layers=12, num_attention_heads=16, intermediate_size=4096, conv_bias=True,
-        feat_extract_norm="layer", do_stable_layer_norm=True, num_labels=3,
-        id2label={0: "arousal", 1: "dominance", 2: "valence"}, label2id={"arousal": 0, "dominance": 1, "valence": 2},
-    )
-    torch.manual_seed(0)
-    return DawnTeacher(config).eval()
+from wav2small.testing import random_dawn
 
 
 def write_clips(folder: Path, count: int, crop_dur: float) -> list[Path]:
@@ -62,7 +49,7 @@ def main():
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
 
-    teacher = dawn_architecture()
+    teacher = random_dawn()
     crop = int(args.crop_dur * SAMPLING_RATE)
     print(f"Dawn architecture, random weights: {sum(p.numel() for p in teacher.parameters()) / 1e6:.0f}M parameters; "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.clips} clips of {args.crop_dur} s, "

@@ -340,6 +340,23 @@ def fit_tiny_teacher(directory, corpus, *, kind: str = "dawn", held_out=None, st
     return summary
 
 
+def random_dawn(seed: int = 0):
+    """A real-size Dawn (wav2vec2-large-robust-12, hidden size 1024, 12 layers, with Dawn's head;
+    about 165M parameters) with RANDOM weights, in eval mode: for speed and memory measurements."""
+    import torch
+    from transformers import Wav2Vec2Config
+
+    from .teachers import DawnTeacher
+
+    config = Wav2Vec2Config(
+        hidden_size=1024, num_hidden_layers=12, num_attention_heads=16, intermediate_size=4096, conv_bias=True,
+        feat_extract_norm="layer", do_stable_layer_norm=True, num_labels=3,
+        id2label=dict(enumerate(LABELS)), label2id={k: i for i, k in enumerate(LABELS)},
+    )
+    torch.manual_seed(seed)
+    return DawnTeacher(config).eval()
+
+
 def write_label_store(root, count: int, seconds, *, crop_dur: float, views: int, seed: int = 0, kinds=("dawn",)) -> Path:
     """Speech-like clips (``root/audio``, durations drawn from the range ``seconds``) labelled by a tiny
     random Dawn-format teacher (``root/teacher``), or by an ensemble of tiny random teachers of
