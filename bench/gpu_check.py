@@ -79,14 +79,15 @@ def main():
         "half_vs_fp32_ccc": dict(zip(LABELS, np.round(concordance_cc(full, half), 6).tolist())),
         "fp32_output_std": dict(zip(LABELS, np.round(full.std(axis=0), 6).tolist())),
     }
-    teacher = random_dawn().half().to(args.device).eval()
-    batch = torch.randn(args.batch_size, int(args.crop_dur * SAMPLING_RATE), device=args.device) * 0.1
+    dtype = torch.float16 if cuda else torch.float32  # half precision is a GPU path; the CPU try-out runs fp32
+    teacher = random_dawn().to(args.device, dtype).eval()
+    batch = torch.randn(args.batch_size, int(args.crop_dur * SAMPLING_RATE), device=args.device, dtype=dtype) * 0.1
     synchronize = torch.cuda.synchronize if cuda else (lambda: None)
     with torch.inference_mode():
-        for _ in range(3):
+        for _ in range(3 if cuda else 1):
             teacher(batch)
         synchronize()
-        start, repeats = time.perf_counter(), 10
+        start, repeats = time.perf_counter(), 10 if cuda else 1
         for _ in range(repeats):
             teacher(batch)
         synchronize()
