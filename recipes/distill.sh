@@ -184,7 +184,7 @@ fi
 [ -d "$out/eval/teacher" ] && echo "  vs teacher       $out/eval/teacher/report.md   plots: $out/eval/teacher/*.png"
 if [ -d "$out/eval/human" ]; then  # a corpus.json (the demo corpus) says what its ratings are
   ratings=$(sed -n 's/.*"reference": *"\([^"]*\)".*/\1/p' "$data/corpus.json" 2>/dev/null || true)
-  printf '  vs %-14s %s\n' "${ratings:-human labels}" "$out/eval/human/report.md   plots: $out/eval/human/*.png"
+  printf '  vs %-13s %s\n' "${ratings:-human labels}" "$out/eval/human/report.md   plots: $out/eval/human/*.png"
 fi
 [ -d "$out/export" ] && echo "  ONNX             $out/export/model.onnx, $out/export/model.int8.onnx   contract: $out/export/CONTRACT.md"
 echo "  logs             $out/logs/"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -87,6 +89,13 @@ def test_the_export_says_what_int8_means_for_the_card_model(exported):
     assert report["int8"]["int8_activation_nodes"] == [] and weighted >= 8  # 13 channels: int8 weights, fp32 compute
     assert f"int8: weights of all {weighted} weighted layers; activations of 0 of them (--activations auto: only layers " \
            "of 16+ channels" in summary(report)
+
+
+def test_the_readme_lists_every_file_an_export_writes(exported):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = readme[readme.index("## The ONNX contract"):].split("\n\n")[1]  # the table of files, after its intro line
+    listed = set(re.findall(r"`([\w.]+\.(?:onnx|yaml|json|md))`", table))
+    assert listed == {path.name for path in exported.iterdir()}
 
 
 def test_stored_constants_are_generated_and_int8_is_smaller(exported):

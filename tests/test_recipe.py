@@ -1,6 +1,7 @@
 """recipes/distill.sh as a user runs it: stages record their settings, a rerun with the same
 settings skips, a changed setting is refused with the difference named until --redo, options pass
-through to the stage's command, and the stage logs are plain text."""
+through to the stage's command, a run without validation goes on with last/, and the stage logs
+are plain text."""
 
 from __future__ import annotations
 
@@ -56,7 +57,13 @@ def test_a_rerun_skips_what_is_done_and_refuses_changed_settings_until_redo(tmp_
     assert "--stage 2 --redo true" in changed.stderr
     assert _steps_logged(tmp_path) == 4  # nothing was replaced
 
-    redone = _recipe(tmp_path, "--steps", "6", "--stage", "2", "--redo", "true")
+    # redone, with nothing held out for validation: no best/, so evaluation takes last/
+    redone = _recipe(tmp_path, "--steps", "6", "--stage", "2", "--stop-stage", "3", "--redo", "true",
+                     "--train-opts", "--threads 1 --student-option channels=4 --valid-fraction 0")
     assert redone.returncode == 0, redone.stdout + redone.stderr
     assert _steps_logged(tmp_path) == 6
     assert "stage 1 (label)" not in redone.stdout  # before --stage: untouched
+    assert not (tmp_path / "exp" / "train" / "best").exists()
+    report = json.loads((tmp_path / "exp" / "eval" / "teacher" / "report.json").read_text())
+    assert [model["spec"] for model in report["models"].values()] == ["exp/train/last"]
+    assert "exp/train/last (no validation held out, so no best/" in redone.stdout
