@@ -51,7 +51,7 @@ export_opts=              # more options of `wav2small export`, e.g. "--activati
 while [ $# -gt 0 ]; do
   case "$1" in
     --help|-h) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
-               echo; echo "variables (defaults):"; sed -n '/^stage=0/,/^export_opts=/p' "$0" | sed 's/^/  --/'; exit 0 ;;
+               echo; echo "variables (defaults):"; sed -n '/^stage=0/,/^export_opts=/p' "$0" | sed -E ':a; s/^([a-z-]*)_/\1-/; ta; s/^/  --/'; exit 0 ;;
     --*=*) name="${1%%=*}"; value="${1#*=}"; shift ;;
     --*) [ $# -ge 2 ] || { echo "distill.sh: $1 needs a value" >&2; exit 2; }; name="$1"; value="$2"; shift 2 ;;
     *) echo "distill.sh: unexpected argument '$1' (options are --name value)" >&2; exit 2 ;;

@@ -62,3 +62,12 @@ def test_a_model_folder_named_wav2small_in_the_working_directory_is_a_model(tmp_
     file, shape = done.stdout.rsplit(" ", 1)
     assert Path(file).resolve().parent == PACKAGE and shape.strip() == "(3,)"
     assert np.isfinite(wav2small.predict(np.ones(16000, np.float32), 16000, model=tmp_path / "wav2small")).all()
+
+
+def test_ci_runs_the_readmes_two_set_up_commands_exactly():
+    root = PACKAGE.parent
+    readme = (root / "README.md").read_text()
+    block = readme[readme.index("Then two commands"):].split("```bash\n", 1)[1].split("```", 1)[0]
+    commands = [line for line in block.splitlines() if line.strip()]
+    ci = (root / ".ci" / "run").read_text().splitlines()
+    assert len(commands) == 2 and all(command in ci for command in commands)
