@@ -5,6 +5,7 @@ directory (a model folder named `wav2small` next to a user's script is a model, 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -64,10 +65,39 @@ def test_a_model_folder_named_wav2small_in_the_working_directory_is_a_model(tmp_
     assert np.isfinite(wav2small.predict(np.ones(16000, np.float32), 16000, model=tmp_path / "wav2small")).all()
 
 
-def test_ci_runs_the_readmes_two_set_up_commands_exactly():
+def _bash_block(text: str, after: str) -> list[str]:
+    """The commands of the first ```bash block after `after`: continuation lines joined, comments dropped."""
+    block = text[text.index(after):].split("```bash\n", 1)[1].split("```", 1)[0]
+    return _commands(block)
+
+
+def _commands(text: str) -> list[str]:
+    joined = re.sub(r"\\\n\s*", " ", text)  # a line ending in a backslash continues on the next
+    lines = (re.sub(r"\s+#\s.*$", "", line).strip() for line in joined.splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def test_ci_runs_the_readmes_two_set_up_commands_and_its_main_job_word_for_word():
     root = PACKAGE.parent
     readme = (root / "README.md").read_text()
-    block = readme[readme.index("Then two commands"):].split("```bash\n", 1)[1].split("```", 1)[0]
-    commands = [line for line in block.splitlines() if line.strip()]
-    ci = (root / ".ci" / "run").read_text().splitlines()
-    assert len(commands) == 2 and all(command in ci for command in commands)
+    ci = (root / ".ci" / "run").read_text()
+    set_up = _bash_block(readme, "Then two commands")
+    assert len(set_up) == 2 and all(command in _commands(ci) for command in set_up)
+    main_job = _bash_block(readme, "### The main job")
+    assert len(main_job) >= 3 and main_job[0] == ". .venv/bin/activate"
+    ci_job = _commands(ci[ci.index("# README: the main job"):])
+    start = ci_job.index(main_job[0])
+    assert ci_job[start:start + len(main_job)] == main_job, "the README's main job and .ci/run's differ"
+
+
+def test_every_subcommands_help_names_its_units_and_scales():
+    from wav2small.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if a.dest == "command").choices
+    for name, parser in commands.items():
+        for action in parser._actions:
+            flag = action.option_strings[-1] if action.option_strings else action.dest
+            if re.search(r"dur|seconds", flag):  # a time: its unit is said
+                assert "second" in (action.help or ""), f"wav2small {name} {flag}: no unit in its help"
+    for name in ("predict", "label", "train", "evaluate", "export"):  # they read or write A/D/V values
+        assert "0..1" in commands[name].format_help(), f"wav2small {name} --help does not give the A/D/V scale"
