@@ -4,10 +4,12 @@ their mean, with bootstrap 95 % intervals, breakdowns by gender and speaker, and
 CORPUS is an MSP-Podcast folder (MSP-PODCAST-<version>/ with Audios/ and
 Labels/labels_consensus.csv; ratings 1..7 mapped by (y - 1) / 6, rows without ratings such as
 Test3 left out), a CSV file (a file column, paths relative to the CSV, and one rating column
-per dimension on the 0..1 or 1..7 scale), or a label store written by `wav2small label` (truth =
-the teacher's outputs, to measure a student's fidelity). Every model hears the whole clip; each
-clip is read once for all models. Files missing on disk or unreadable are counted, listed in
-the report and left out of the metrics.
+per dimension on the 0..1 or 1..7 scale), or a label store written by `wav2small label` (the
+reference is then the teacher's outputs: CCC measures a student's fidelity to its teacher, not
+emotion). A corpus.json in the corpus folder (the demo corpus writes one) names it and adds a
+caveat to the report and plots. Every model hears the whole clip; each clip is read once for
+all models. CCC and Pearson are unitless (-1..1, 1 = perfect); MAE is on the 0..1 scale. Files
+missing on disk or unreadable are counted, listed in the report and left out of the metrics.
 
 Writes into --output-dir: report.json (every number, setting and version), report.md,
 predictions.csv (per clip), by_speaker.csv, ccc.png, scatter.png; prints the CCC table.
