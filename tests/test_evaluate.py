@@ -251,8 +251,9 @@ def test_reports_name_the_corpus_and_the_reference_and_carry_its_caveat(make_msp
     figures.clear()
     result = evaluate(label_store_corpus(tmp_path / "labels_test"), {"student": FeatureModel()}, n_bootstrap=0)
     markdown = result.markdown()
-    assert markdown.startswith("# Evaluation on labels_test, outputs of teacher tiny\n")
-    assert "- reference: teacher tiny (its outputs are the truth here" in markdown and "truth" not in markdown.split("##")[0].replace("the truth here", "")
+    assert markdown.startswith("# Evaluation on label store labels_test, outputs of teacher 'tiny'\n")
+    assert "- reference: teacher 'tiny' (its outputs are the truth here" in markdown
+    assert f"- teacher: tiny = DawnTeacher from {tmp_path / 'tiny'}\n" in markdown and "truth" not in markdown.split("##")[0].replace("the truth here", "")
     result.save(tmp_path / "fidelity")
     assert len(figures) == 2 and all("against the teacher (tiny)" in shown["text"] for shown in figures)
     assert figures[1]["axes"][0].get_xlabel() == "teacher (tiny)"

@@ -150,7 +150,8 @@ def test_unknown_hub_id_fails_fast_with_a_local_copy_hint(tmp_path, monkeypatch)
     with pytest.raises(ModelNotFoundError, match="local") as error:
         Wav2Small.from_pretrained("audeering/wav2small")
     # the suggested copy cannot shadow the package or the preset name "wav2small"
-    assert "--local-dir ./models/wav2small`" in str(error.value) and "--local-dir ./wav2small" not in str(error.value)
+    assert "`hf download audeering/wav2small --local-dir ./models/wav2small`" in str(error.value)
+    assert "--local-dir ./wav2small" not in str(error.value)
     with pytest.raises(ModelNotFoundError, match="no such model folder"):
         Wav2Small.from_pretrained(str(tmp_path / "missing"))
 

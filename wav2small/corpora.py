@@ -239,7 +239,8 @@ def label_store_corpus(root, *, target: str = "combined", views=None, source=Non
     def read(row):
         return render_view(store.check_view(row["params"]), source=source)
 
-    return Corpus(f"{Path(root).name}, outputs of teacher {teacher}", _drop_unrated(clips, info), info, read)
+    # quoted: a teacher made here is often a folder named "teacher" ("outputs of teacher 'teacher'")
+    return Corpus(f"label store {Path(root).name}, outputs of teacher '{teacher}'", _drop_unrated(clips, info), info, read)
 
 
 def is_msp_podcast(root) -> bool:

@@ -311,14 +311,16 @@ class Evaluation:
         if corpus.get("caveat"):
             lines += [f"> **{corpus['caveat']}**", ""]
         lines.append(f"- reference: {reference}" + (
-            f" {corpus['teacher_name']} (its outputs are the truth here: CCC says how faithfully a model follows the teacher)"
+            f" '{corpus['teacher_name']}' (its outputs are the truth here: CCC says how faithfully a model follows the teacher)"
             if reference == "teacher" and corpus.get("teacher_name") else ""))
         for key in ("corpus", "version", "split", "target", "views", "labels"):
             if corpus.get(key) is not None:
                 lines.append(f"- {key}: {corpus[key]}")
         teacher = (corpus.get("store") or {}).get("teacher")
-        if teacher:
-            lines.append(f"- teacher: {teacher.get('name') if isinstance(teacher, dict) else teacher}")
+        if isinstance(teacher, dict):  # what the name stands for: its class and where its weights came from
+            lines.append(f"- teacher: {teacher.get('name')} = {teacher.get('class', '?')} from {teacher.get('source', '?')}")
+        elif teacher:
+            lines.append(f"- teacher: {teacher}")
         lines.append("- models: " + "; ".join(f"{m} = {r['models'][m]['spec']}" for m in self.models))
         lines += [
             f"- clips: {counts['n_listed']} listed, {counts['n_missing']} missing on disk, {counts['n_unreadable']} unreadable, "

@@ -61,5 +61,6 @@ def resolve_pretrained(name_or_path, *, allow_patterns=("*.json", "*.safetensors
         raise ModelNotFoundError(
             f"{name}: could not download from the Hugging Face hub ({type(error).__name__}: {str(error).splitlines()[0][:200]}).\n"
             f"Without network, copy the model folder to this machine (on a connected one: "
-            f"`huggingface-cli download {name} --local-dir {local_copy(name)}`) and pass that folder instead of the hub id."
+            f"`hf download {name} --local-dir {local_copy(name)}`; `huggingface-cli download` before huggingface_hub 0.34) "
+            "and pass that folder instead of the hub id."
         ) from None
