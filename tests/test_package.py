@@ -101,3 +101,15 @@ def test_every_subcommands_help_names_its_units_and_scales():
                 assert "second" in (action.help or ""), f"wav2small {name} {flag}: no unit in its help"
     for name in ("predict", "label", "train", "evaluate", "export"):  # they read or write A/D/V values
         assert "0..1" in commands[name].format_help(), f"wav2small {name} --help does not give the A/D/V scale"
+
+
+def test_the_readmes_command_table_and_api_table_name_every_command_and_public_name():
+    from wav2small.cli import build_parser
+
+    readme = (PACKAGE.parent / "README.md").read_text()
+    commands = next(a for a in build_parser()._actions if a.dest == "command").choices
+    cli = readme[readme.index("## Command line"):].split("\n## ", 1)[0]
+    assert set(re.findall(r"^\| `wav2small ([\w-]+)`", cli, re.M)) == set(commands)
+    api = readme[readme.index("## Python API"):].split("\n## ", 1)[0]
+    table = "\n".join(line for line in api.splitlines() if line.startswith("| `"))
+    assert set(re.findall(r"`(\w+)`", table)) >= set(wav2small.__all__)
