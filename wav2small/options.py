@@ -197,6 +197,8 @@ class ExportConfig:
     per_channel: bool = False  # one int8 weight scale per output channel instead of one per tensor
     activations: Literal["auto", "all"] = "auto"  # int8 activations in layers with >= 16 input and output channels (auto: where int8
     # kernels are faster; the others store int8 weights only) or in every body layer (all: for int8-only hardware); the front-end stays fp32
+    reduce_range: bool = False  # 7-bit int8 weights (|w| <= 64) in layers with int8 activations: onnxruntime then gives the same
+    # results on every x86 CPU (its kernels without VNNI add pairs of 8-bit products with int16 saturation); what a C bundle is checked on
     clip_seconds: float = 2.0  # length of the calibration and check crops in seconds
     max_clips: int = 256  # most calibration plus held-out crops in all
     holdout: float = 0.25  # fraction of the calibration files kept for the int8 check, never calibrating (wav2small.holdout)
@@ -216,6 +218,21 @@ class ExportConfig:
             raise ValueError(f"activations must be 'auto' or 'all', got {self.activations!r}")
         if self.int8 and self.calibration is None:
             raise ValueError("int8 export needs calibration audio (an audio folder or a label store): real speech, not noise")
+
+
+@dataclass
+class CBundleConfig:
+    """Options of a C bundle (:func:`wav2small.export.c.export_c`); the comment of each field is its
+    ``wav2small export --c`` help."""
+
+    hop_chunks: int = 16  # chunks of 32 ms per result of the C bundle (16: a result every 0.512 s for all the audio so far)
+    check: bool = field(default=True, metadata={"cli": False})  # compile the bundle on this computer and compare it with onnxruntime
+    measure: bool = field(default=True, metadata={"flag": "--no-device"})  # build it for a Cortex-M4F and measure flash, RAM and
+    # instructions per second of audio under QEMU (--no-device: skip it)
+
+    def __post_init__(self):
+        if self.hop_chunks < 1:
+            raise ValueError(f"hop_chunks must be at least 1, got {self.hop_chunks}")
 
 
 # the command line, generated from the fields

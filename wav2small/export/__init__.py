@@ -53,11 +53,11 @@ def export_onnx(model, out_dir, **options) -> dict:
             (``Student.from_pretrained``), or a :class:`~wav2small.Student` object.
         out_dir: folder to write (created; files of an earlier export are replaced).
         options: the fields of :class:`wav2small.options.ExportConfig` (int8, calibration,
-            per_channel, activations, clip_seconds, max_clips, holdout, min_pearson, min_ccc, atol,
-            checks, seed, streaming, chunk, decay_seconds, progress), with their defaults and meaning
-            there. ``streaming`` also writes the stateful graphs of a Wav2Small, checked against the
-            torch streaming engine (fp32) and, streamed over the held-out clips, against the fp32
-            graph (int8, the same thresholds).
+            per_channel, activations, reduce_range, clip_seconds, max_clips, holdout, min_pearson,
+            min_ccc, atol, checks, seed, streaming, chunk, decay_seconds, progress), with their defaults
+            and meaning there. ``streaming`` also writes the stateful graphs of a Wav2Small, checked
+            against the torch streaming engine (fp32) and, streamed over the held-out clips, against
+            the fp32 graph (int8, the same thresholds).
 
     Returns:
         the report (also written as ``report.json``).
@@ -106,14 +106,15 @@ def export_onnx(model, out_dir, **options) -> dict:
     write_audonnx_bundle(out_dir, FP32_FILE)
 
     if int8:
-        quantized, choices = quantize(proto, frontend, calib, per_channel=per_channel, activations=activations)
+        quantized, choices = quantize(proto, frontend, calib, per_channel=per_channel, activations=activations,
+                                      reduce_range=config.reduce_range)
         int8_model = compact_constants(quantized)
         with tempfile.TemporaryDirectory() as tmp:
             save_model(int8_model, Path(tmp) / INT8_FILE)
             check = compare_outputs(out_dir / FP32_FILE, Path(tmp) / INT8_FILE, held, min_pearson=config.min_pearson,
                                     min_ccc=config.min_ccc)
-            report["int8"] = {"per_channel": per_channel, "activations": activations, **choices,
-                              "data": data_info, **check}
+            report["int8"] = {"per_channel": per_channel, "activations": activations, "reduce_range": config.reduce_range,
+                              **choices, "data": data_info, **check}
             if check["passed"]:
                 save_model(int8_model, out_dir / INT8_FILE)
         if not check["passed"]:
@@ -129,7 +130,7 @@ def export_onnx(model, out_dir, **options) -> dict:
                                                 held_out=held if int8 else (), chunk=config.chunk,
                                                 decay_seconds=config.decay_seconds, per_channel=per_channel,
                                                 activations=activations, min_pearson=config.min_pearson,
-                                                min_ccc=config.min_ccc)
+                                                min_ccc=config.min_ccc, reduce_range=config.reduce_range)
         except ParityError as error:
             report.update(error.report)
             _write_json(out_dir / REPORT_FILE, report)

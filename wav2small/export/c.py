@@ -512,7 +512,7 @@ def bundle_readme(net: Network, *, hop_chunks: int, source: str, device: dict | 
     return "\n".join(lines) + "\n"
 
 
-def export_c(model, out_dir, *, hop_chunks: int = 16, check: bool = True, measure: bool = True) -> dict:
+def export_c(model, out_dir, **options) -> dict:
     """Write the C99 bundle of a streaming int8 Wav2Small for microcontrollers.
 
     Args:
@@ -520,11 +520,12 @@ def export_c(model, out_dir, *, hop_chunks: int = 16, check: bool = True, measur
             ``wav2small export --streaming --int8 --activations all``) or the export folder holding it.
         out_dir: the bundle's folder, written whole (an error leaves nothing behind; an existing
             folder is replaced).
-        hop_chunks: chunks per result (16 chunks of 32 ms: a result every 0.512 s).
-        check: compile the bundle on this computer (``cc -std=c99 -Wall -Wextra -Werror``) and compare
-            its results on a 4 s test signal with onnxruntime running the same graph.
-        measure: also build it for a Cortex-M4F and measure flash, RAM and instructions per second
-            of audio under QEMU. Without the toolchain the report says what to install.
+        options: the fields of :class:`wav2small.options.CBundleConfig`: ``hop_chunks`` (chunks per
+            result: 16 chunks of 32 ms, a result every 0.512 s), ``check`` (compile the bundle on this
+            computer with ``cc -std=c99 -Wall -Wextra -Werror`` and compare its results on a 4 s test
+            signal with onnxruntime running the same graph), ``measure`` (also build it for a
+            Cortex-M4F and measure flash, RAM and instructions per second of audio under QEMU;
+            without the toolchain the report says what to install).
 
     Returns:
         the report, also written as ``report.json``; the measured figures also go into
@@ -539,8 +540,11 @@ def export_c(model, out_dir, *, hop_chunks: int = 16, check: bool = True, measur
         export_c("export/w2s", "export/w2s/c")
     """
     from ..atomic import atomic_directory, write_json
-    from .mcu import ToolchainMissing, build_host, device_footprint, makefile, run_host, write_test_audio
+    from ..options import CBundleConfig
+    from .mcu import ToolchainMissing, device_footprint, makefile
 
+    config = CBundleConfig(**options)
+    hop_chunks = config.hop_chunks
     path = Path(model)
     if path.is_dir():
         path = path / STREAM_INT8_FILE
@@ -555,9 +559,9 @@ def export_c(model, out_dir, *, hop_chunks: int = 16, check: bool = True, measur
     with atomic_directory(out_dir) as tmp:
         write_bundle(net, tmp, hop_chunks=hop_chunks)
         (tmp / "Makefile").write_text(makefile())
-        if check:
+        if config.check:
             report["exactness"] = _check_against_onnxruntime(tmp, path, net)
-        if measure:
+        if config.measure:
             try:
                 report["device"] = device_footprint(tmp, macs_per_second=net.macs_per_second())
             except ToolchainMissing as missing:
@@ -568,7 +572,36 @@ def export_c(model, out_dir, *, hop_chunks: int = 16, check: bool = True, measur
         device = report.get("device") if "flash_bytes" in report.get("device", {}) else None
         (tmp / "README.md").write_text(bundle_readme(net, hop_chunks=hop_chunks, source=path.name, device=device))
         write_json(tmp / "report.json", report)
+    _add_to_footprint(path.parent, report)
     return report
+
+
+def _add_to_footprint(folder: Path, report: dict) -> None:
+    """Add the bundle's device figures to an export folder's footprint report (footprint.json and .md)."""
+    from ..atomic import write_json, write_text
+
+    device = report.get("device", {})
+    prints = folder / "footprint.json"
+    if "flash_bytes" not in device or not prints.is_file():
+        return
+    data = json.loads(prints.read_text())
+    data["c_bundle"] = device
+    write_json(prints, data)
+    markdown = folder / "footprint.md"
+    if markdown.is_file():
+        text = markdown.read_text().split("\n## C bundle on a Cortex-M4F")[0].rstrip("\n")
+        write_text(markdown, text + "\n\n" + device_markdown(device))
+
+
+def device_markdown(device: dict) -> str:
+    """The footprint section of a C bundle measured on the emulated Cortex-M4F."""
+    return "\n".join([
+        "## C bundle on a Cortex-M4F (QEMU mps2-an386, instructions counted)", "",
+        "| flash (code + constants) | RAM (static + peak stack) | state | instructions per second of audio | per MAC | "
+        "clock for real time |", "|---|---|---|---|---|---|",
+        f"| {device['flash_bytes']:,} B | {device['ram_bytes']:,} B ({device['static_ram_bytes']:,} + {device['peak_stack_bytes']:,}) | "
+        f"{device['state_bytes']:,} B | {device['instructions_per_second'] / 1e6:.1f} M | {device.get('instructions_per_mac', float('nan')):.2f} | "
+        f"{device['real_time_mhz']:.0f} MHz |", "", f"Clock: {device['note']}.", ""])
 
 
 def _check_against_onnxruntime(bundle: Path, onnx_path: Path, net: Network, seconds: float = 4.0) -> dict:

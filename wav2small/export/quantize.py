@@ -21,12 +21,13 @@ MIN_INT8_CHANNELS = 16
 
 
 def quantize(proto: onnx.ModelProto, frontend: set[str], clips: list[np.ndarray], *, per_channel: bool = False,
-             activations: str = "auto") -> tuple[onnx.ModelProto, dict]:
+             activations: str = "auto", reduce_range: bool = False) -> tuple[onnx.ModelProto, dict]:
     """Static int8 quantization of the network body (QDQ format); the front-end stays fp32.
 
     Layers with int8 activations are calibrated (min/max) on ``clips``; the weights of the other
     weighted layers are stored as int8 and dequantized to fp32 (see ``activations`` of
-    :func:`export_onnx`). Returns the model and the choices made.
+    :func:`export_onnx`). ``reduce_range``: 7-bit weights in the layers with int8 activations
+    (see :class:`wav2small.options.ExportConfig`). Returns the model and the choices made.
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
@@ -41,7 +42,7 @@ def quantize(proto: onnx.ModelProto, frontend: set[str], clips: list[np.ndarray]
                 quantize_static(str(src), str(dst), _ClipReader(clips), quant_format=QuantFormat.QDQ,
                                 op_types_to_quantize=["Conv", "Gemm", "MatMul"], nodes_to_quantize=full,
                                 per_channel=per_channel, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                                calibrate_method=CalibrationMethod.MinMax)
+                                calibrate_method=CalibrationMethod.MinMax, reduce_range=reduce_range)
             quantized = onnx.load(str(dst))
         else:
             quantized = copy_model(proto)

@@ -203,9 +203,11 @@ class _FeedReader:
         return next(self.feeds, None)
 
 
-def quantize_stream(fp32_path, feeds, *, per_channel: bool = False, activations: str = "all") -> tuple[onnx.ModelProto, dict]:
+def quantize_stream(fp32_path, feeds, *, per_channel: bool = False, activations: str = "all",
+                    reduce_range: bool = False) -> tuple[onnx.ModelProto, dict]:
     """Static int8 (QDQ) of the streaming graph's body, calibrated (min/max) on ``feeds``; then the conv
-    contexts of the state are stored as uint8 (:func:`store_contexts_quantized`)."""
+    contexts of the state are stored as uint8 (:func:`store_contexts_quantized`). ``reduce_range``:
+    7-bit weights (see :class:`wav2small.options.ExportConfig`)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
 
@@ -217,7 +219,8 @@ def quantize_stream(fp32_path, feeds, *, per_channel: bool = False, activations:
         out = Path(tmp) / "int8.onnx"
         quantize_static(str(fp32_path), str(out), _FeedReader(feeds), quant_format=QuantFormat.QDQ,
                         op_types_to_quantize=["Conv", "Gemm"], nodes_to_quantize=full, per_channel=per_channel,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
+                        reduce_range=reduce_range)
         quantized = onnx.load(str(out))
     weight_only = [n for n in body if n not in full]
     quantize_weights(quantized, weight_only, per_channel=per_channel)
@@ -319,7 +322,7 @@ def initial_state(proto: onnx.ModelProto, float_state: dict[str, np.ndarray]) ->
 
 def export_stream(student, out_dir, *, int8: bool, calibration=(), held_out=(), chunk: int = CHUNK,
                   decay_seconds: float | None = None, per_channel: bool = False, activations: str = "all",
-                  min_pearson: float = 0.99, min_ccc: float = 0.99) -> dict:
+                  min_pearson: float = 0.99, min_ccc: float = 0.99, reduce_range: bool = False) -> dict:
     """Write ``model.stream.onnx`` (and with ``int8`` ``model.stream.int8.onnx``) into ``out_dir`` and
     check them: fp32 against the torch engine (<= STREAM_ATOL after every chunk of a test stream),
     int8 against fp32 on the ``held_out`` clips streamed (Pearson and CCC per dimension).
@@ -350,14 +353,14 @@ def export_stream(student, out_dir, *, int8: bool, calibration=(), held_out=(), 
         plain = Path(tmp) / "plain.onnx"  # quantize the graph before its constants are compacted
         save_model(proto, plain)
         quantized, choices = quantize_stream(plain, calibration_steps(plain, calibration), per_channel=per_channel,
-                                             activations=activations)
+                                             activations=activations, reduce_range=reduce_range)
         set_stream_metadata(quantized, info, initial_state(quantized, float_initial))
         candidate = Path(tmp) / STREAM_INT8_FILE
         save_model(compact_constants(quantized), candidate)
         check = compare_streams(out_dir / STREAM_FP32_FILE, candidate, held_out)
         passed = all(check["pearson"][k] >= min_pearson and check["ccc"][k] >= min_ccc for k in LABELS)
-        report["int8"] = {"per_channel": per_channel, "activations": activations, **choices, **check,
-                          "thresholds": {"pearson": min_pearson, "ccc": min_ccc}, "passed": passed}
+        report["int8"] = {"per_channel": per_channel, "activations": activations, "reduce_range": reduce_range, **choices,
+                          **check, "thresholds": {"pearson": min_pearson, "ccc": min_ccc}, "passed": passed}
         if not passed:
             raise ParityError(f"{STREAM_INT8_FILE} misses the check against {STREAM_FP32_FILE} on {check['clips']} held-out "
                               f"clips streamed: Pearson {check['pearson']}, CCC {check['ccc']} (need >= {min_pearson} and "

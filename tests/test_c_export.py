@@ -1,0 +1,118 @@
+"""The C bundle of a streaming int8 Wav2Small: strict C99 on the host, the same results as
+onnxruntime running the streaming int8 graph, the same bits on an emulated Cortex-M4, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import soundfile as sf
+import torch
+
+from wav2small import create_student, export_onnx
+from wav2small.cli import main
+from wav2small.export.c import CExportError, export_c, read_network
+from wav2small.export.mcu import DEVICE_PACKAGES, build_device, build_host, missing_tools, run_device, run_host
+from wav2small.metrics import concordance_cc
+from wav2small.streaming import Stream
+from wav2small.testing import fit_wav2small, synth_speech, write_audio_dir
+
+pytestmark = pytest.mark.skipif(bool(missing_tools(device=False)), reason="needs a C compiler (cc)")
+needs_device = pytest.mark.skipif(bool(missing_tools()), reason=f"needs the Cortex-M4 toolchain and QEMU: apt-get install "
+                                                                f"{DEVICE_PACKAGES} ({', '.join(missing_tools())} missing)")
+
+
+@pytest.fixture(scope="module")
+def stream_export(tmp_path_factory):
+    """``wav2small export`` of a fitted running-prenorm Wav2Small with --streaming --int8 --activations all
+    and 7-bit weights: what ``--c`` builds on."""
+    torch.manual_seed(0)
+    model = fit_wav2small(create_student("wav2small", prenorm="running"), [synth_speech(1.0, 300 + i) for i in range(16)])
+    audio = write_audio_dir(tmp_path_factory.mktemp("speech"), 16, seed=3)
+    out = tmp_path_factory.mktemp("export") / "w2s"
+    export_onnx(model, out, int8=True, calibration=audio, streaming=True, activations="all", reduce_range=True,
+                clip_seconds=1.0, max_clips=48)
+    return out
+
+
+@pytest.fixture(scope="module")
+def bundle(stream_export):
+    report = export_c(stream_export, stream_export / "c", measure=False)
+    return stream_export / "c", report
+
+
+def held_out_clips(tmp_path, count=3, seconds=2.5):
+    paths = []
+    for i in range(count):
+        paths.append(tmp_path / f"held{i}.wav")
+        sf.write(paths[-1], synth_speech(seconds, 5000 + i), 16000, subtype="FLOAT")
+    return paths
+
+
+def test_bundle_is_self_contained_c99_and_reports_its_exactness(bundle):
+    folder, report = bundle
+    for name in ("w2s.h", "w2s.c", "w2s_kernels.c", "w2s_math.c", "w2s_config.h", "w2s_model.c", "w2s_main.c", "Makefile",
+                 "README.md", "report.json", "cortex-m4/startup.c", "cortex-m4/link.ld", "cortex-m4/firmware.c"):
+        assert (folder / name).is_file(), name
+    sources = "".join((folder / n).read_text() for n in ("w2s.c", "w2s_kernels.c", "w2s_math.c", "w2s_model.c"))
+    assert "malloc" not in sources and "<stdio.h>" not in sources  # no heap, no C library beyond math.h
+    assert json.loads((folder / "report.json").read_text()) == report
+    assert report["exactness"]["results"] == 125 and report["model"]["macs_per_second"] > 60e6
+
+
+def test_host_build_streams_held_out_speech_like_onnxruntime(bundle, stream_export, tmp_path):
+    folder, _ = bundle
+    program = build_host(folder, tmp_path / "w2s_stream", defines=("-DW2S_HOP_CHUNKS=1",))  # strict C99, -Werror
+    ours, theirs = [], []
+    for clip in held_out_clips(tmp_path):
+        c = run_host(program, clip)
+        x, _ = sf.read(clip, dtype="float32")
+        ref = [[e.time, e.arousal, e.dominance, e.valence] for e in Stream(stream_export, hop=0.032, precision="int8").feed(x)]
+        assert len(c) == len(ref) == len(x) // 512
+        np.testing.assert_allclose(c[:, 0], np.array(ref)[:, 0])
+        ours.append(c[:, 1:].astype(np.float32))
+        theirs.append(np.array(ref, np.float32)[:, 1:])
+    ours, theirs = np.concatenate(ours), np.concatenate(theirs)
+    diff = np.abs(ours - theirs)
+    # the integer body is bit-exact; the float front-end may, rarely, land a log-mel value on the
+    # other side of a quantisation step (1e-6 of them measured), so allow a step of the output
+    step = float(np.diff(np.unique(theirs[:, 0])).min())
+    assert (diff.max(axis=1) == 0).mean() >= 0.98, diff.max(axis=1)
+    assert diff.max() <= 2 * step + 1e-7
+    assert np.all(concordance_cc(theirs, ours) > 0.999)
+    assert theirs.std(axis=0).min() > 0.01  # the answers move with the audio
+
+
+@needs_device
+def test_cortex_m4_build_gives_the_host_results_bit_for_bit(bundle, tmp_path):
+    folder, _ = bundle
+    clip = held_out_clips(tmp_path, count=1, seconds=2.1)[0]
+    host = run_host(build_host(folder, tmp_path / "w2s_stream"), clip)
+    device, stats = run_device(build_device(folder)["w2s_stream.elf"], clip)
+    assert len(host) == 4 and np.array_equal(device, host)
+    assert stats["chunks"] == 65 and stats["readouts"] == 4
+    assert stats["instructions"] > 0 and 0 < stats["peak_stack_bytes"] < 16384
+
+
+def test_a_graph_that_is_not_streaming_int8_is_refused_and_nothing_written(stream_export, tmp_path):
+    with pytest.raises(CExportError, match="no int8 layers"):
+        export_c(stream_export / "model.stream.onnx", tmp_path / "fp32", measure=False)
+    with pytest.raises(CExportError, match="not a streaming export.*state input"):
+        export_c(stream_export / "model.int8.onnx", tmp_path / "offline", measure=False)
+    assert not (tmp_path / "fp32").exists() and not (tmp_path / "offline").exists()
+
+
+def test_a_student_the_c_engine_cannot_run_is_refused_naming_the_operator(tmp_path):
+    export_onnx(create_student("mobilenetv3-small"), tmp_path / "mnv3", checks=((1, 1.0),))
+    with pytest.raises(CExportError, match="cannot express operator (HardSigmoid|HardSwish|GlobalAveragePool)"):
+        read_network(onnx.load(str(tmp_path / "mnv3" / "model.onnx")))
+    assert main(["export", str(tmp_path / "mnv3" / "model.onnx"), "--c", str(tmp_path / "c")]) == 2
+    assert not (tmp_path / "c").exists()
+
+
+def test_cli_writes_the_bundle_of_an_export_folder(stream_export, tmp_path, capsys):
+    assert main(["export", str(stream_export), "--c", str(tmp_path / "c"), "--no-device"]) == 0
+    out = capsys.readouterr().out
+    assert "identical" in out and (tmp_path / "c" / "w2s_model.c").is_file()
