@@ -29,11 +29,12 @@ def stream_export(tmp_path_factory):
     """``wav2small export`` of a fitted running-prenorm Wav2Small with --streaming --int8 --activations all
     and 7-bit weights: what ``--c`` builds on."""
     torch.manual_seed(0)
-    model = fit_wav2small(create_student("wav2small", prenorm="running"), [synth_speech(1.0, 300 + i) for i in range(16)])
-    audio = write_audio_dir(tmp_path_factory.mktemp("speech"), 16, seed=3)
+    model = fit_wav2small(create_student("wav2small", prenorm="running"), [synth_speech(1.0, 300 + i) for i in range(24)])
+    audio = write_audio_dir(tmp_path_factory.mktemp("speech"), 24, seed=3)
     out = tmp_path_factory.mktemp("export") / "w2s"
+    # int8 accuracy is the streaming export's own check; here only its graph matters
     export_onnx(model, out, int8=True, calibration=audio, streaming=True, activations="all", reduce_range=True,
-                clip_seconds=1.0, max_clips=48)
+                clip_seconds=1.0, max_clips=48, min_pearson=0.95, min_ccc=0.9)
     return out
 
 
@@ -106,7 +107,7 @@ def test_a_graph_that_is_not_streaming_int8_is_refused_and_nothing_written(strea
 
 def test_a_student_the_c_engine_cannot_run_is_refused_naming_the_operator(tmp_path):
     export_onnx(create_student("mobilenetv3-small"), tmp_path / "mnv3", checks=((1, 1.0),))
-    with pytest.raises(CExportError, match="cannot express operator (HardSigmoid|HardSwish|GlobalAveragePool)"):
+    with pytest.raises(CExportError, match="cannot express operator (HardSigmoid|HardSwish|GlobalAveragePool|Conv with group)"):
         read_network(onnx.load(str(tmp_path / "mnv3" / "model.onnx")))
     assert main(["export", str(tmp_path / "mnv3" / "model.onnx"), "--c", str(tmp_path / "c")]) == 2
     assert not (tmp_path / "c").exists()
