@@ -19,7 +19,8 @@ from wav2small.metrics import concordance_cc
 from wav2small.streaming import Stream
 from wav2small.testing import fit_wav2small, synth_speech, write_audio_dir
 
-pytestmark = pytest.mark.skipif(bool(missing_tools(device=False)), reason="needs a C compiler (cc)")
+# the streaming int8 export they start from takes about a minute
+pytestmark = [pytest.mark.skipif(bool(missing_tools(device=False)), reason="needs a C compiler (cc)"), pytest.mark.slow]
 needs_device = pytest.mark.skipif(bool(missing_tools()), reason=f"needs the Cortex-M4 toolchain and QEMU: apt-get install "
                                                                 f"{DEVICE_PACKAGES} ({', '.join(missing_tools())} missing)")
 
