@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         rows = [measure(p, args.seconds, Path(tmp)) for p in args.presets]
-    text = table(rows) + "\n\nInstructions counted by QEMU 7.2 (mps2-an386, Cortex-M4); " + rows[0]["note"] + ".\n"
+    text = table(rows) + "\n\nQEMU 7.2, arm-none-eabi-gcc 12 -O2; " + rows[0]["note"] + ".\n"
     for r in rows:
         for key, goal in GOALS.get(r["preset"], {}).items():
             text += f"\n{r['preset']}: {key} {r[key]:,} (goal <= {goal:,}): {'met' if r[key] <= goal else 'missed'}"
