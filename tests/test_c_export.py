@@ -118,3 +118,29 @@ def test_cli_writes_the_bundle_of_an_export_folder(stream_export, tmp_path, caps
     assert main(["export", str(stream_export), "--c", str(tmp_path / "c"), "--no-device"]) == 0
     out = capsys.readouterr().out
     assert "identical" in out and (tmp_path / "c" / "w2s_model.c").is_file()
+
+
+def with_prenorm_eps(source, target, eps: float):
+    """Copy of a streaming graph with another prenorm eps (the constant added before the square root)."""
+    proto = onnx.load(str(source))
+    add = next(n for n in proto.graph.node if n.op_type == "Add" and any(m.op_type == "Sqrt" and m.input[0] == n.output[0]
+                                                                          for m in proto.graph.node))
+    constant = next(i for i in proto.graph.initializer if i.name in add.input)
+    constant.CopyFrom(onnx.numpy_helper.from_array(np.array(eps, np.float32), constant.name))
+    onnx.save(proto, str(target))
+    return target
+
+
+def test_the_bundle_takes_the_prenorm_eps_of_the_graph(stream_export, bundle, tmp_path):
+    # quiet input (-100 dBFS) is where eps shows: 1e-7 damps it, 1e-14 normalises it like loud speech
+    graph = with_prenorm_eps(stream_export / "model.stream.int8.onnx", tmp_path / "eps.onnx", 1e-14)
+    report = export_c(graph, tmp_path / "c", measure=False)
+    assert report["exactness"]["identical_results"] == report["exactness"]["results"]
+    x = synth_speech(2.5, 77) * np.float32(1e-5)
+    sf.write(tmp_path / "quiet.wav", x, 16000, subtype="FLOAT")
+    define = ("-DW2S_HOP_CHUNKS=1",)
+    tiny = run_host(build_host(tmp_path / "c", tmp_path / "tiny", defines=define), tmp_path / "quiet.wav")[:, 1:]
+    card = run_host(build_host(bundle[0], tmp_path / "card", defines=define), tmp_path / "quiet.wav")[:, 1:]
+    ref = np.array([[e.arousal, e.dominance, e.valence] for e in Stream(graph, hop=0.032, precision="int8").feed(x)])
+    assert np.abs(tiny - ref).max() <= 1e-6
+    assert np.abs(card - ref).max() > 0.01  # the card's 1e-7 gives other answers on this input

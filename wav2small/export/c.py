@@ -75,6 +75,7 @@ class Network:
     prenorm_carry: np.ndarray  # float32 (frames_per_chunk,) a^(k+1)
     prenorm_mix: np.ndarray  # float32 (frames_per_chunk, frames_per_chunk) a^(k-j), lower triangle
     prenorm_gain: np.float32  # 1 - a
+    prenorm_eps: np.float32  # added to the running variance before the square root
     dft_real: np.ndarray  # float32 (bins, n_fft)
     dft_imag: np.ndarray
     mel: np.ndarray  # float32 (bins, n_mels)
@@ -302,14 +303,25 @@ def read_network(proto: onnx.ModelProto) -> Network:
                    and "prenorm_stats" in g.producer[n.input[1]].input), None)
     if within is None or gain is None or powers is None:
         raise CExportError("cannot find the running prenorm's constants in the graph")
+    eps = prenorm_eps(g)
     pooled_seconds = 2 * hop / SAMPLING_RATE
     decay = pooled_seconds / info["decay_seconds"] if info.get("decay_seconds") else 0.0
     return Network(channels=channels, n_mels=mel.shape[1], n_fft=n_fft, hop=hop, frames_per_chunk=frames,
                    prenorm_carry=powers.reshape(-1).astype(np.float32), prenorm_mix=within,
-                   prenorm_gain=np.float32(gain), dft_real=real, dft_imag=imag, mel=mel.astype(np.float32),
+                   prenorm_gain=np.float32(gain), prenorm_eps=eps, dft_real=real, dft_imag=imag, mel=mel.astype(np.float32),
                    logmel_scale=logmel_scale, logmel_zero=logmel_zero, convs=convs, pool_zero=pool_zero,
                    pool_lut=pool_lut, pool_next_zero=pool_next_zero, lin=lin, sof=sof, decay=decay, head=head,
                    out_scale=out_scale)
+
+
+def prenorm_eps(g: _Graph) -> np.float32:
+    """The prenorm's eps: the constant added to the variance before the graph's one square root."""
+    adds = [g.producer.get(n.input[0]) for n in g.nodes if n.op_type == "Sqrt"]
+    eps = [g.values[i] for a in adds if a is not None and a.op_type == "Add" for i in a.input
+           if i in g.values and g.values[i].size == 1]
+    if len(adds) != 1 or len(eps) != 1:
+        raise CExportError("cannot find the running prenorm's eps (one square root of the variance plus a constant)")
+    return np.float32(eps[0].reshape(()))
 
 
 def _is_softmax_logit(g: _Graph, conv_node) -> bool:
@@ -443,7 +455,8 @@ def write_bundle(net: Network, out_dir, *, hop_chunks: int = 16) -> list[Path]:
         _c_array("int8_t", "head_weight", head.weight.reshape(head.weight.shape[0], -1)),
         _c_array("int32_t", "head_bias", head.bias),
         "\nconst w2s_model w2s_weights = {\n",
-        f"    prenorm_carry, prenorm_mix, {_c_float(net.prenorm_gain)}, dft_real, dft_imag, mel_first, mel_count, mel_weight,\n",
+        f"    prenorm_carry, prenorm_mix, {_c_float(net.prenorm_gain)}, {_c_float(net.prenorm_eps)},\n",
+        "    dft_real, dft_imag, mel_first, mel_count, mel_weight,\n",
         f"    {_c_float(net.logmel_scale)}, {net.logmel_zero},\n",
         "    {" + ",\n     ".join(inits) + "},\n",
         f"    {net.pool_zero}, {'pool_lut' if net.pool_lut is not None else '0'}, {net.pool_next_zero},\n",

@@ -257,7 +257,7 @@ int w2s_process(w2s_state *s, const float *chunk) {
         }
         mean = stats[1] / stats[0];
         var = stats[2] / stats[0] - mean * mean;
-        norm = sqrtf((var > 0.0f ? var : 0.0f) + 1e-7f);
+        norm = sqrtf((var > 0.0f ? var : 0.0f) + w->prenorm_eps);
         for (n = 0; n < W2S_HOP; n++) y[n] = (x[n] - mean) / norm;
         if (p + k >= 0) {
             logmel(s->samples, y, stage_row(s, 0, p + k));

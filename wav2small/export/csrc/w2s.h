@@ -38,6 +38,7 @@ typedef struct {
     const float *prenorm_carry;  /* (blocks) a^(k+1): weight of the statistics before the chunk */
     const float *prenorm_mix;    /* (blocks, blocks) a^(k-j), zero above the diagonal */
     float prenorm_gain;          /* 1 - a */
+    float prenorm_eps;           /* added to the variance before the square root (the model's prenorm_eps) */
     const float *dft_real;       /* (bins, n_fft/2 + 1) windowed DFT basis, Re, samples 0 .. n_fft/2 */
     const float *dft_imag;       /* the same, Im */
     const uint8_t *mel_first;    /* (n_mels) first bin of each mel filter */
