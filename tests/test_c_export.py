@@ -4,6 +4,9 @@ onnxruntime running the streaming int8 graph, the same bits on an emulated Corte
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -14,35 +17,38 @@ import torch
 from wav2small import create_student, export_onnx
 from wav2small.cli import main
 from wav2small.export.c import CExportError, export_c, read_network
-from wav2small.export.mcu import DEVICE_PACKAGES, build_device, build_host, missing_tools, run_device, run_host
+from wav2small.export.mcu import DEVICE_PACKAGES, build_device, build_host, missing_tools, read_rows, run_device, run_host
 from wav2small.metrics import concordance_cc
 from wav2small.streaming import Stream
 from wav2small.testing import fit_wav2small, synth_speech, write_audio_dir
 
 # the streaming int8 export they start from takes about a minute
-pytestmark = [pytest.mark.skipif(bool(missing_tools(device=False)), reason="needs a C compiler (cc)"), pytest.mark.slow]
+pytestmark = [pytest.mark.skipif(bool(missing_tools(device=False)), reason="needs a C compiler: apt-get install gcc"),
+              pytest.mark.slow]
 needs_device = pytest.mark.skipif(bool(missing_tools()), reason=f"needs the Cortex-M4 toolchain and QEMU: apt-get install "
                                                                 f"{DEVICE_PACKAGES} ({', '.join(missing_tools())} missing)")
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 @pytest.fixture(scope="module")
 def stream_export(tmp_path_factory):
-    """``wav2small export`` of a fitted running-prenorm Wav2Small with --streaming --int8 --activations all
-    and 7-bit weights: what ``--c`` builds on."""
+    """The README's command, ``wav2small export MODEL --out DIR --int8 --calibration AUDIO --c DIR/c``
+    (--no-device: the device tests build it themselves), on a fitted running-prenorm Wav2Small."""
     torch.manual_seed(0)
     model = fit_wav2small(create_student("wav2small", prenorm="running"), [synth_speech(1.0, 300 + i) for i in range(24)])
-    audio = write_audio_dir(tmp_path_factory.mktemp("speech"), 24, seed=3)
-    out = tmp_path_factory.mktemp("export") / "w2s"
+    root = tmp_path_factory.mktemp("c_export")
+    model.save_pretrained(root / "student")
+    audio = write_audio_dir(root / "speech", 24, seed=3)
     # int8 accuracy is the streaming export's own check; here only its graph matters
-    export_onnx(model, out, int8=True, calibration=audio, streaming=True, activations="all", reduce_range=True,
-                clip_seconds=1.0, max_clips=48, min_pearson=0.95, min_ccc=0.9)
-    return out
+    assert main(["export", str(root / "student"), "--out", str(root / "w2s"), "--int8", "--calibration", str(audio),
+                 "--c", str(root / "w2s" / "c"), "--no-device", "--clip-seconds", "1", "--max-clips", "48",
+                 "--min-pearson", "0.95", "--min-ccc", "0.9"]) == 0
+    return root / "w2s"
 
 
 @pytest.fixture(scope="module")
 def bundle(stream_export):
-    report = export_c(stream_export, stream_export / "c", measure=False)
-    return stream_export / "c", report
+    return stream_export / "c", json.loads((stream_export / "c" / "report.json").read_text())
 
 
 def held_out_clips(tmp_path, count=3, seconds=2.5):
@@ -60,8 +66,49 @@ def test_bundle_is_self_contained_c99_and_reports_its_exactness(bundle):
         assert (folder / name).is_file(), name
     sources = "".join((folder / n).read_text() for n in ("w2s.c", "w2s_kernels.c", "w2s_math.c", "w2s_model.c"))
     assert "malloc" not in sources and "<stdio.h>" not in sources  # no heap, no C library beyond math.h
-    assert json.loads((folder / "report.json").read_text()) == report
     assert report["exactness"]["results"] == 125 and report["model"]["macs_per_second"] > 60e6
+    assert report["exactness"]["identical_results"] == 125
+
+
+def test_export_dash_c_makes_the_streaming_graph_int8_throughout_with_7_bit_weights(stream_export):
+    """--c implies --streaming --activations all --reduce-range: what the C engine runs, exact on every CPU."""
+    q = json.loads((stream_export / "report.json").read_text())["streaming"]["int8"]
+    assert q["activations"] == "all" and q["reduce_range"] is True
+    net = read_network(onnx.load(str(stream_export / "model.stream.int8.onnx")))
+    for conv in [*net.convs, net.lin, net.sof, net.head]:
+        assert np.abs(conv.weight.astype(int)).max() == 64  # the largest weight of each layer at 7 bits
+
+
+def readme_commands() -> list[str]:
+    """The build-and-run lines of the README's "On a microcontroller" section (comments removed)."""
+    section = README.read_text().split("## On a microcontroller")[1].split("\n## ")[0]
+    block = section.split("```sh\n")[1].split("```")[0]
+    return [line.split("  #")[0].strip() for line in block.splitlines() if line.startswith("make ")]
+
+
+def run_readme_command(line: str, bundle: Path, work: Path) -> str:
+    return subprocess.run(line.replace("DIR/c", str(bundle)), shell=True, cwd=work, check=True, capture_output=True,
+                          text=True).stdout
+
+
+def test_the_readme_commands_build_the_bundle_and_stream_a_file(bundle, tmp_path):
+    host_line = next(line for line in readme_commands() if "run-m4" not in line)
+    shutil.copytree(bundle[0], tmp_path / "c")
+    clip = held_out_clips(tmp_path, count=1, seconds=1.1)[0]
+    (tmp_path / "speech.wav").write_bytes(clip.read_bytes())
+    rows = read_rows(run_readme_command(host_line, tmp_path / "c", tmp_path))
+    assert len(rows) == 2 and np.array_equal(rows, run_host(build_host(bundle[0], tmp_path / "ours"), clip))
+
+
+@needs_device
+def test_the_readme_command_runs_the_bundle_on_the_emulated_cortex_m4(bundle, tmp_path):
+    device_line = next(line for line in readme_commands() if "run-m4" in line)
+    shutil.copytree(bundle[0], tmp_path / "c")
+    clip = held_out_clips(tmp_path, count=1, seconds=1.1)[0]
+    (tmp_path / "speech.wav").write_bytes(clip.read_bytes())
+    run_readme_command(device_line, tmp_path / "c", tmp_path)
+    host = run_host(build_host(bundle[0], tmp_path / "host"), clip)
+    assert len(host) == 2 and np.array_equal(read_rows((tmp_path / "out.csv").read_text()), host)
 
 
 def test_host_build_streams_held_out_speech_like_onnxruntime(bundle, stream_export, tmp_path):
