@@ -67,7 +67,7 @@ def test_bundle_is_self_contained_c99_and_reports_its_exactness(bundle):
     sources = "".join((folder / n).read_text() for n in ("w2s.c", "w2s_kernels.c", "w2s_math.c", "w2s_model.c"))
     assert "malloc" not in sources and "<stdio.h>" not in sources  # no heap, no C library beyond math.h
     assert report["exactness"]["results"] == 125 and report["model"]["macs_per_second"] > 60e6
-    assert report["exactness"]["identical_results"] == 125
+    assert report["exactness"]["identical_results"] >= 124  # see below: bit for bit but for a rare float-rounding flip
 
 
 def test_export_dash_c_makes_the_streaming_graph_int8_throughout_with_7_bit_weights(stream_export):
@@ -87,8 +87,10 @@ def readme_commands() -> list[str]:
 
 
 def run_readme_command(line: str, bundle: Path, work: Path) -> str:
-    return subprocess.run(line.replace("DIR/c", str(bundle)), shell=True, cwd=work, check=True, capture_output=True,
-                          text=True).stdout
+    """Run a README line on ``bundle`` in ``work``; returns what it printed from the CSV header on (make's own lines come first)."""
+    out = subprocess.run(line.replace("DIR/c", str(bundle)), shell=True, cwd=work, check=True, capture_output=True,
+                         text=True).stdout
+    return out[out.find("seconds,arousal"):]
 
 
 def test_the_readme_commands_build_the_bundle_and_stream_a_file(bundle, tmp_path):
@@ -98,6 +100,18 @@ def test_the_readme_commands_build_the_bundle_and_stream_a_file(bundle, tmp_path
     (tmp_path / "speech.wav").write_bytes(clip.read_bytes())
     rows = read_rows(run_readme_command(host_line, tmp_path / "c", tmp_path))
     assert len(rows) == 2 and np.array_equal(rows, run_host(build_host(bundle[0], tmp_path / "ours"), clip))
+
+
+def test_the_program_reads_16_bit_wav_and_raw_pcm_alike_and_refuses_other_rates(bundle, tmp_path):
+    program = build_host(bundle[0], tmp_path / "w2s_stream")
+    pcm = (synth_speech(1.1, 11) * 20000).astype(np.int16)
+    sf.write(tmp_path / "pcm.wav", pcm, 16000, subtype="PCM_16")
+    (tmp_path / "pcm.raw").write_bytes(pcm.astype("<i2").tobytes())
+    wav = run_host(program, tmp_path / "pcm.wav")
+    assert len(wav) == 2 and np.array_equal(run_host(program, tmp_path / "pcm.raw"), wav)
+    sf.write(tmp_path / "44k.wav", pcm, 44100, subtype="PCM_16")
+    refused = subprocess.run([program, tmp_path / "44k.wav"], capture_output=True, text=True)
+    assert refused.returncode == 1 and "44k.wav: the WAV file must be sampled at 16000 Hz" in refused.stderr
 
 
 @needs_device
@@ -125,10 +139,11 @@ def test_host_build_streams_held_out_speech_like_onnxruntime(bundle, stream_expo
         theirs.append(np.array(ref, np.float32)[:, 1:])
     ours, theirs = np.concatenate(ours), np.concatenate(theirs)
     diff = np.abs(ours - theirs)
-    # the integer body is bit-exact; the float front-end may, rarely, land a log-mel value on the
-    # other side of a quantisation step (1e-6 of them measured), so allow a step of the output
+    # bit for bit: the integer body is exact; only the float front-end could, rarely (one log-mel value
+    # in a million measured, none in any result so far), land on the neighbouring int8 step, so one
+    # result of the 234 may differ, by at most two output steps
     step = float(np.diff(np.unique(theirs[:, 0])).min())
-    assert (diff.max(axis=1) == 0).mean() >= 0.98, diff.max(axis=1)
+    assert (diff.max(axis=1) > 0).sum() <= 1, diff.max(axis=1)
     assert diff.max() <= 2 * step + 1e-7
     assert np.all(concordance_cc(theirs, ours) > 0.999)
     assert theirs.std(axis=0).min() > 0.01  # the answers move with the audio
@@ -191,3 +206,15 @@ def test_the_bundle_takes_the_prenorm_eps_of_the_graph(stream_export, bundle, tm
     ref = np.array([[e.arousal, e.dominance, e.valence] for e in Stream(graph, hop=0.032, precision="int8").feed(x)])
     assert np.abs(tiny - ref).max() <= 1e-6
     assert np.abs(card - ref).max() > 0.01  # the card's 1e-7 gives other answers on this input
+
+
+@needs_device
+def test_the_card_model_fits_the_device_budget_and_the_footprint_report_says_so(stream_export, tmp_path):
+    # flash, RAM and instruction counts are deterministic (sizes of one ELF, QEMU's counting): the goals of the card model
+    export = shutil.copytree(stream_export, tmp_path / "w2s", ignore=shutil.ignore_patterns("c"))
+    device = export_c(export, tmp_path / "c", check=False)["device"]
+    assert device["flash_bytes"] <= 48 * 1024 and device["ram_bytes"] <= 32 * 1024
+    assert device["instructions_per_mac"] <= 2.0 and 0 < device["peak_stack_bytes"] < device["ram_bytes"]
+    assert json.loads((export / "footprint.json").read_text())["c_bundle"] == device
+    assert "## C bundle on a Cortex-M4F" in (export / "footprint.md").read_text()
+    assert f"{device['real_time_mhz']:.0f} MHz (an estimate)" in (tmp_path / "c" / "README.md").read_text()
