@@ -8,10 +8,11 @@ import dataclasses
 import pytest
 
 from wav2small.cli import build_parser
-from wav2small.options import ExportConfig, LabelConfig, TrainConfig, field_help, options_from_arguments
+from wav2small.options import CBundleConfig, ExportConfig, LabelConfig, TrainConfig, field_help, options_from_arguments
 
-COMMANDS = {"train": (TrainConfig, ["labels", "--out", "run"]), "label": (LabelConfig, ["audio", "--out", "labels"]),
-            "export": (ExportConfig, ["wav2small", "--out", "export"])}
+# the option dataclass -> (its command, the required arguments)
+COMMANDS = {TrainConfig: ("train", ["labels", "--out", "run"]), LabelConfig: ("label", ["audio", "--out", "labels"]),
+            ExportConfig: ("export", ["wav2small", "--out", "export"]), CBundleConfig: ("export", ["wav2small", "--out", "export"])}
 
 
 def _flags(command: str) -> dict[str, str]:
@@ -20,9 +21,9 @@ def _flags(command: str) -> dict[str, str]:
     return {action.dest: action.help for action in sub._actions}
 
 
-@pytest.mark.parametrize("command", COMMANDS)
-def test_every_field_is_a_documented_flag_with_the_dataclass_default(command):
-    config, required = COMMANDS[command]
+@pytest.mark.parametrize("config", COMMANDS, ids=lambda c: c.__name__)
+def test_every_field_is_a_documented_flag_with_the_dataclass_default(config):
+    command, required = COMMANDS[config]
     helps, flags = field_help(config), _flags(command)
     for f in dataclasses.fields(config):
         assert helps.get(f.name), f"{config.__name__}.{f.name} has no comment: it would be a flag without help"
@@ -48,6 +49,8 @@ def test_the_flag_names_of_the_recipe_and_readme_still_parse():
     assert export["int8"] and export["activations"] == "all" and export["per_channel"] and "progress" not in export
     with pytest.raises(SystemExit):
         build_parser().parse_args(["export", "m", "--out", "e", "--activations", "some"])  # choices from the Literal
+    c = build_parser().parse_args(["export", "m", "--c", "c", "--hop-chunks", "4", "--no-device"])
+    assert c.c == "c" and options_from_arguments(CBundleConfig, c) == {"hop_chunks": 4, "measure": False}
     assert build_parser().parse_args(["evaluate", "x", "--model", "m", "--version", "1.9"]).release == "1.9"  # old name
 
 
