@@ -18,6 +18,7 @@ from wav2small import create_student, export_onnx
 from wav2small.cli import main
 from wav2small.export.c import CExportError, export_c, read_network
 from wav2small.export.mcu import DEVICE_PACKAGES, build_device, build_host, missing_tools, read_rows, run_device, run_host
+from wav2small.export.streaming import export_stream
 from wav2small.metrics import concordance_cc
 from wav2small.streaming import Stream
 from wav2small.testing import fit_wav2small, synth_speech, write_audio_dir
@@ -218,3 +219,16 @@ def test_the_card_model_fits_the_device_budget_and_the_footprint_report_says_so(
     assert json.loads((export / "footprint.json").read_text())["c_bundle"] == device
     assert "## C bundle on a Cortex-M4F" in (export / "footprint.md").read_text()
     assert f"{device['real_time_mhz']:.0f} MHz (an estimate)" in (tmp_path / "c" / "README.md").read_text()
+
+
+def test_a_stream_with_decay_runs_in_c_as_in_onnxruntime(tmp_path):
+    """--decay-seconds: the estimate follows the last seconds; the C engine ages the attention logits as the graph does."""
+    torch.manual_seed(1)
+    clips = [synth_speech(1.0, 700 + i) for i in range(12)]
+    model = fit_wav2small(create_student("wav2small", prenorm="running"), clips)
+    # only the graph matters here: the int8 check is the streaming export's own test
+    report = export_stream(model, tmp_path, int8=True, calibration=clips[:8], held_out=clips[8:], decay_seconds=2.0,
+                           activations="all", reduce_range=True, min_pearson=-1, min_ccc=-1)
+    assert report["decay_seconds"] == 2.0
+    exactness = export_c(tmp_path, tmp_path / "c", measure=False)["exactness"]
+    assert exactness["results"] == 125 and exactness["identical_results"] >= 124  # bit for bit but for a rare float flip, as above
