@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import sys
 import tempfile
 from pathlib import Path
@@ -61,7 +63,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         rows = [measure(p, Path(tmp)) for p in args.presets]
-    text = table(rows) + "\n\nQEMU 7.2, arm-none-eabi-gcc 12 -O2; " + rows[0]["note"] + ".\n"
+    text = (f"# bench/c_bundle.py ({platform.machine()} host, load average {os.getloadavg()[0]:.1f}: sizes, instruction "
+            "counts and exactness do not depend on the host or its load)\n\n" + table(rows)
+            + "\n\nQEMU 7.2, arm-none-eabi-gcc 12 -O2; " + rows[0]["note"] + ".\n")
     for r in rows:
         for key, goal in GOALS.get(r["preset"], {}).items():
             text += f"\n{r['preset']}: {key} {r[key]:,} (goal <= {goal:,}): {'met' if r[key] <= goal else 'missed'}"
