@@ -2,7 +2,7 @@
 
     python bench/gain_invariance.py
 
-A Wav2Small fitted to acoustic targets (``wav2small.testing.fit_wav2small``: its outputs spread
+A Wav2Small fitted to acoustic targets (``wav2small.testing.fit_student``: its outputs spread
 across clips, 0.15 on the 0..1 scale, as a trained model's do) hears 8 speech-like clips scaled to
 an RMS level from +300 to -300 dBFS. Printed per level: the largest output change against the same
 clips at -20 dBFS, for ``prenorm_eps`` 1e-7 (the published card) and 1e-14 (the opt-in), and the
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from wav2small import Wav2Small
-from wav2small.testing import fit_wav2small, synth_speech
+from wav2small.testing import fit_student, synth_speech
 
 LEVELS = (20, 0, -20, -30, -40, -50, -55, -58, -60, -70, -80, -90, -100, -110, -120, -140, -200, 300, 360)
 
@@ -24,7 +24,7 @@ LEVELS = (20, 0, -20, -30, -40, -50, -55, -58, -60, -70, -80, -90, -100, -110, -
 def main():
     torch.set_num_threads(1)
     clips = [synth_speech(2.0, seed) for seed in range(24)]
-    card = fit_wav2small(Wav2Small(), clips).eval()
+    card = fit_student(Wav2Small(), clips).eval()
     small = Wav2Small(prenorm_eps=1e-14).eval()
     small.load_state_dict(card.state_dict())
     x = np.stack(clips[:8]).astype(np.float64)

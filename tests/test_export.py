@@ -14,9 +14,8 @@ import torch
 from wav2small import create_student, export_onnx, list_students, predict
 from wav2small.cli import main
 from wav2small.models import Student
-from wav2small.models.registry import PRESETS
 from wav2small.runners import OnnxRunner, TorchRunner
-from wav2small.testing import fit_wav2small, synth_speech, write_audio_dir
+from wav2small.testing import fit_student, synth_speech, write_audio_dir
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +28,7 @@ def speech_dir(tmp_path_factory):
 def fitted_folder(tmp_path_factory):
     """A Wav2Small checkpoint folder (the format training writes) that behaves like a model."""
     torch.manual_seed(0)
-    model = fit_wav2small(create_student("wav2small"), [synth_speech(1.0, 300 + i) for i in range(24)])
+    model = fit_student(create_student("wav2small"), [synth_speech(1.0, 300 + i) for i in range(24)])
     return model.save_pretrained(tmp_path_factory.mktemp("fitted") / "best")
 
 
@@ -185,35 +184,6 @@ def test_bad_calibration_input_is_reported(fitted_folder, tmp_path, make_audio_d
     assert rc == 2  # a clear error, no traceback
 
 
-def _one_preset_per_architecture() -> list[str]:
-    """The first preset of each architecture but Wav2Small's (its checkpoint is exported above)."""
-    seen, names = {PRESETS["wav2small"][0]}, []
-    for name in list_students():
-        if PRESETS[name][0] not in seen:
-            seen.add(PRESETS[name][0])
-            names.append(name)
-    return names
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", _one_preset_per_architecture())
-def test_every_architecture_exports_and_runs(name, tmp_path):
-    # a lighter check than the default 1-30 s cases (covered above), to keep MobileNets within the
-    # test budget; larger presets of an architecture share its code (bench/export_latency.py exports all)
-    student = create_student(name).eval()
-    report = export_onnx(student, tmp_path / name, checks=((2, 1.0),))
-    assert report["fp32_parity"]["passed"]
-    runner = OnnxRunner(tmp_path / name)
-    x = np.stack([synth_speech(1.0, s) for s in range(2)])
-    assert runner(x).shape == (2, 3)
-    assert np.abs(runner(x) - TorchRunner(student)(x)).max() <= 1e-4
-    shortest = np.random.default_rng(0).standard_normal((1, student.min_samples)).astype(np.float32)
-    assert np.abs(runner(shortest) - TorchRunner(student)(shortest)).max() <= 1e-4  # the contract's minimum length
-    assert json.loads((tmp_path / name / "footprint.json").read_text())["model.onnx"]["macs_per_second"] > 0
-    n_fft = student.config.n_fft  # the front-end's DFT kernels are recognised and computed in the graph, not stored
-    assert (n_fft // 2 + 1, 1, n_fft) not in [tuple(i.dims) for i in onnx.load(str(tmp_path / name / "model.onnx")).graph.initializer]
-
-
 def test_calibration_from_a_label_store_renders_views_and_holds_out_files(make_audio_dir, tmp_path):
     import pandas as pd
 
@@ -246,7 +216,7 @@ def test_calibration_from_a_label_store_renders_views_and_holds_out_files(make_a
 def test_default_int8_export_of_wav2small_72k_runs_its_wide_layers_in_int8(speech_dir, tmp_path):
     """The 33-channel preset, where --activations auto (the default) does quantize activations."""
     torch.manual_seed(0)
-    student = fit_wav2small(create_student("wav2small-72k"), [synth_speech(1.0, 300 + i) for i in range(24)])
+    student = fit_student(create_student("wav2small-72k"), [synth_speech(1.0, 300 + i) for i in range(24)])
     report = export_onnx(student, tmp_path / "72k", int8=True, calibration=speech_dir, clip_seconds=1.0, max_clips=64,
                          checks=((1, 1.0),))
     q = report["int8"]

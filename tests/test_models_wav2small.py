@@ -158,11 +158,11 @@ def test_unknown_hub_id_fails_fast_with_a_local_copy_hint(tmp_path, monkeypatch)
 
 def test_gain_invariance_holds_above_the_documented_floor_and_the_opt_in_epsilon_extends_it():
     from wav2small.export import gain_floor_db
-    from wav2small.testing import fit_wav2small, synth_speech
+    from wav2small.testing import fit_student, synth_speech
 
     torch.manual_seed(0)
     clips = [synth_speech(1.0, seed) for seed in range(12)]
-    card = fit_wav2small(Wav2Small(), clips).eval()  # outputs spread across clips as a trained model's do
+    card = fit_student(Wav2Small(), clips).eval()  # outputs spread across clips as a trained model's do
     opt_in = Wav2Small(prenorm_eps=1e-14).eval()
     opt_in.load_state_dict(card.state_dict())
     x = torch.from_numpy(np.stack(clips[:6])).double()

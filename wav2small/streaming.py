@@ -69,6 +69,10 @@ class StreamingWav2Small(nn.Module):
         if decay_seconds is not None and not decay_seconds > 0:
             raise ValueError(f"decay_seconds must be a positive number of seconds or None, got {decay_seconds!r}")
         config, vgg = model.config, model.vgg7
+        if (config.depth, config.pool_after, config.norm) != (7, 3, "batch"):
+            raise ValueError("streaming supports the published topology (7 conv blocks, the pool after the third, batch "
+                             f"norm); this model has depth {config.depth}, pool_after {config.pool_after}, norm "
+                             f"{config.norm!r} (an EvoNorm uses statistics of the whole clip and cannot stream)")
         self.config = config
         self.hop, self.n_fft, self.channels = config.hop, config.n_fft, config.channels
         self.mels, self.pooled_mels = config.n_mels, (config.n_mels + 1) // 2

@@ -399,24 +399,29 @@ def acoustic_targets(clips) -> np.ndarray:
     return (0.5 + 0.15 * (y - y.mean(0)) / y.std(0)).astype(np.float32)
 
 
-def fit_wav2small(model, clips):
-    """Make a random Wav2Small answer like a model (in place; returns it): BatchNorm statistics from
-    ``clips`` (equal-length 16 kHz arrays) and a ridge-regression head onto :func:`acoustic_targets`.
-    Its outputs then spread across clips because of the audio (a random model's barely move), so
-    int8-versus-fp32 correlation means something."""
+def fit_student(model, clips, *, norm_statistics: bool = True, ridge: float = 1.0):
+    """Make a student answer like a model (in place; returns it): BatchNorm statistics from
+    ``clips`` (equal-length 16 kHz arrays; skipped with ``norm_statistics=False``) and its last
+    Linear (the one with 3 outputs) set by ridge regression (penalty ``ridge`` per clip, on
+    standardised features) onto :func:`acoustic_targets`. Its outputs then spread across clips
+    because of the audio (a random model's barely move), so int8-versus-fp32 correlation means
+    something. A feature that barely varies between clips needs a large weight to matter, which
+    also amplifies its rounding errors: a larger ``ridge`` keeps such weights small."""
     import torch
 
     targets = acoustic_targets(clips)
     batches = [torch.from_numpy(np.stack(clips[i:i + 8])) for i in range(0, len(clips), 8)]
-    for norm in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
-        norm.reset_running_stats()
-        norm.momentum = None  # cumulative average over the batches
+    head = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == 3][-1]
     features = []
-    hook = model.adv.register_forward_hook(lambda module, inputs, output: features.append(inputs[0]))
+    hook = head.register_forward_hook(lambda module, inputs, output: features.append(inputs[0]))
     with torch.no_grad():
-        model.train()
-        for batch in batches:
-            model(batch)
+        if norm_statistics:
+            for norm in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+                norm.reset_running_stats()
+                norm.momentum = None  # cumulative average over the batches
+            model.train()
+            for batch in batches:
+                model(batch)
         model.eval()
         features.clear()
         for batch in batches:
@@ -426,8 +431,8 @@ def fit_wav2small(model, clips):
     mean, std = f.mean(0), f.std(0) + 1e-6
     z = (f - mean) / std
     y = torch.from_numpy(targets).double()
-    w = torch.linalg.solve(z.T @ z + len(z) * torch.eye(z.shape[1], dtype=z.dtype), z.T @ (y - y.mean(0)))
+    w = torch.linalg.solve(z.T @ z + ridge * len(z) * torch.eye(z.shape[1], dtype=z.dtype), z.T @ (y - y.mean(0)))
     with torch.no_grad():
-        model.adv.weight.copy_((w / std[:, None]).T.float())
-        model.adv.bias.copy_((y.mean(0) - (mean / std) @ w).float())
+        head.weight.copy_((w / std[:, None]).T.float())
+        head.bias.copy_((y.mean(0) - (mean / std) @ w).float())
     return model

@@ -19,8 +19,8 @@ def add_arguments(parser):
 def run(args) -> int:
     from ..models.registry import list_students
 
-    print(f"{'name':<26}{'architecture':<14}{'parameters':>12}{'state values':>14}  front-end")
+    print(f"{'name':<26}{'architecture':<17}{'parameters':>12}{'state values':>14}  front-end")
     for name, row in list_students(with_sizes=True).iterrows():
         frontend = f"n_fft {row.n_fft}, hop {row.hop}, {row.n_mels} mels"
-        print(f"{name:<26}{row.architecture:<14}{row.parameters:>12,}{row.state_values:>14,}  {frontend}")
+        print(f"{name:<26}{row.architecture:<17}{row.parameters:>12,}{row.state_values:>14,}  {frontend}")
     return 0

@@ -9,6 +9,7 @@ import dataclasses
 import json
 import math
 import typing
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -16,6 +17,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..contract import LABELS
+from ..frontend import PRENORM_EPS
 from ..hub import resolve_pretrained
 
 CONFIG_FILE = "config.json"
@@ -94,6 +96,25 @@ def check_planned_size(build, shapes: dict, *, source) -> None:
     if planned > SIZE_SLACK * have + 100_000:
         raise ValueError(f"{source}: config.json describes a model of {planned:,} values but the weights hold {have:,}; "
                          "refusing to build it")
+
+
+@dataclass
+class LogMelImageConfig:
+    """Settings of the students that read the log-mel as an image (MobileNets, MnasNet,
+    EfficientFormer, T2T-ViT).
+
+    n_fft, hop: frame and hop in samples of the conv-DFT front-end (400 / 160 = 25 ms / 10 ms at
+    16 kHz, the usual speech frames). n_mels: mel bands (64, so a 32x downsampling leaves 2
+    bands). dropout: before the last Linear. prenorm_eps: see
+    :class:`wav2small.models.Wav2SmallConfig`.
+    """
+
+    n_fft: int = 400
+    hop: int = 160
+    n_mels: int = 64
+    dropout: float = 0.0
+    sampling_rate: int = 16000
+    prenorm_eps: float = PRENORM_EPS
 
 
 class Student(nn.Module):

@@ -1,146 +1,65 @@
-"""MobileNetV3 (Howard et al. 2019) and MobileNetV4-Conv (Qin et al. 2024) students: the in-model
-conv-DFT log-mel image goes through the published block tables and ends in a 3-output regression head.
+"""MobileNetV2 (Sandler et al. 2018), MobileNetV3 (Howard et al. 2019) and MobileNetV4-Conv (Qin et
+al. 2024) students: the in-model conv-DFT log-mel image goes through the published block tables and
+ends in a 3-output regression head.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
+import torch  # noqa: F401  (the docstring examples use it)
 from torch import nn
 
-from ..frontend import PRENORM_EPS, LogMelFrontEnd
-from .base import Student
+from .blocks import (ConvBNAct, FusedInvertedBottleneck, InvertedResidual, MobileNetConfig, MobileNetStudent,
+                     UniversalInvertedBottleneck, inverted_residual_stages, make_divisible)
+
+# MobileNetV2 (Sandler et al. 2018, table 2): (expansion t, channels c, repeats n, stride s, kernel,
+# SE ratio); stem conv 3x3/2 to 32, last conv 1x1 to 1280, ReLU6 everywhere but the bottlenecks.
+MOBILENETV2_STAGES = [
+    (1, 16, 1, 1, 3, 0),
+    (6, 24, 2, 2, 3, 0),
+    (6, 32, 3, 2, 3, 0),
+    (6, 64, 4, 2, 3, 0),
+    (6, 96, 3, 1, 3, 0),
+    (6, 160, 3, 2, 3, 0),
+    (6, 320, 1, 1, 3, 0),
+]
 
 
-def make_divisible(value: float, divisor: int = 8) -> int:
-    """Round a channel count to a multiple of ``divisor`` without losing more than 10 % (as the papers do)."""
-    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
-    return rounded + divisor if rounded < 0.9 * value else rounded
+@dataclass
+class MobileNetV2Config(MobileNetConfig):
+    """MobileNetV2: width multiplies every channel count (rounded to multiples of 8) except the
+    last conv's 1280, which only grows (as in the paper); dropout 0.2 as in the paper's training."""
+
+    width: float = 1.0
+    dropout: float = 0.2
 
 
-class ConvBNAct(nn.Sequential):
-    """Conv2d (no bias) -> BatchNorm -> optional activation; 'same' padding for odd kernels."""
+class MobileNetV2(MobileNetStudent):
+    """MobileNetV2 on the log-mel image (one input channel): inverted residuals with linear
+    bottlenecks, ReLU6, the paper's strides (32x down: 64 mels x 100 frames/s become 2 bands at
+    about 3 frames/s before the global mean), 3-output regression head.
 
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1, *, groups: int = 1, act: type | None = nn.ReLU):
-        layers = [nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, groups=groups, bias=False), nn.BatchNorm2d(c_out)]
-        if act is not None:
-            layers.append(act(inplace=True))
-        super().__init__(*layers)
+    Trainable parameters: width 1 2,227,139, width 0.35 399,683: exactly the ImageNet models'
+    3,504,872 (the paper's "3.4M"; torchvision's count) and 1,677,128 with one input channel and a
+    3-output last layer instead of 1000 classes.
 
-
-class SqueezeExcite(nn.Module):
-    """Channel gates from the global mean: 1x1 conv -> ReLU -> 1x1 conv -> hard-sigmoid (MobileNetV3)."""
-
-    def __init__(self, channels: int, squeezed: int):
-        super().__init__()
-        self.reduce = nn.Conv2d(channels, squeezed, 1)
-        self.expand = nn.Conv2d(squeezed, channels, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate = x.mean(dim=(2, 3), keepdim=True)  # (B, C, 1, 1), per example: no batch coupling
-        gate = nn.functional.hardsigmoid(self.expand(torch.relu(self.reduce(gate))))
-        return x * gate
-
-
-class InvertedResidual(nn.Module):
-    """MobileNetV3 bneck: 1x1 expand -> depthwise kxk -> optional SE -> 1x1 linear projection (+ skip)."""
-
-    def __init__(self, c_in: int, kernel: int, expanded: int, c_out: int, se: bool, act: type, stride: int):
-        super().__init__()
-        layers = [] if expanded == c_in else [ConvBNAct(c_in, expanded, 1, act=act)]
-        layers.append(ConvBNAct(expanded, expanded, kernel, stride, groups=expanded, act=act))
-        if se:
-            layers.append(SqueezeExcite(expanded, make_divisible(expanded / 4)))
-        layers.append(ConvBNAct(expanded, c_out, 1, act=None))
-        self.block = nn.Sequential(*layers)
-        self.residual = stride == 1 and c_in == c_out
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.block(x) if self.residual else self.block(x)
-
-
-class UniversalInvertedBottleneck(nn.Module):
-    """MobileNetV4 UIB: optional depthwise ``start`` -> 1x1 expand -> optional depthwise ``middle`` -> 1x1 projection.
-
-    Kernel 0 drops a depthwise conv: (start, middle) both set = ExtraDW, middle only = IB (MobileNetV2
-    inverted bottleneck), start only = ConvNext-like, neither = FFN. The stride sits on the middle
-    depthwise when there is one, else on the start one.
+    >>> MobileNetV2(width=0.35).eval()(torch.zeros(2, 16000)).shape
+    torch.Size([2, 3])
     """
 
-    def __init__(self, c_in: int, c_out: int, start_kernel: int, middle_kernel: int, stride: int, expand: float):
-        super().__init__()
-        expanded = make_divisible(c_in * expand)
-        start_stride = 1 if middle_kernel else stride
-        self.start = ConvBNAct(c_in, c_in, start_kernel, start_stride, groups=c_in, act=None) if start_kernel else nn.Identity()
-        self.expand = ConvBNAct(c_in, expanded, 1)
-        self.middle = ConvBNAct(expanded, expanded, middle_kernel, stride, groups=expanded) if middle_kernel else nn.Identity()
-        self.project = ConvBNAct(expanded, c_out, 1, act=None)
-        self.residual = stride == 1 and c_in == c_out
+    config_class = MobileNetV2Config
+    architecture = "mobilenetv2"
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.project(self.middle(self.expand(self.start(x))))
-        return x + y if self.residual else y
-
-
-class FusedInvertedBottleneck(nn.Module):
-    """MobileNetV4 FusedIB: full kxk conv to the expanded width -> 1x1 linear projection (+ skip)."""
-
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, expand: float):
-        super().__init__()
-        expanded = make_divisible(c_in * expand)
-        self.expand = ConvBNAct(c_in, expanded, kernel, stride)
-        self.project = ConvBNAct(expanded, c_out, 1, act=None)
-        self.residual = stride == 1 and c_in == c_out
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.project(self.expand(x))
-        return x + y if self.residual else y
-
-
-class MobileNetStudent(Student):
-    """Shared shape of both families: log-mel front-end -> ``stem`` + ``blocks`` -> global mean over
-    time and mel -> ``head`` (the 1x1 head conv as a Linear, BatchNorm for V4 only, activation,
-    dropout, Linear to 3, no output activation).
-
-    Input (B, N) 16 kHz waveform, any gain, any length; output (B, 3) arousal, dominance, valence,
-    unclipped. In eval mode (BatchNorm with running statistics) an example's output does not
-    depend on its batch neighbours.
-    """
-
-    #: variant name -> block table, set by each family
-    tables: dict = {}
-
-    def __init__(self, config=None, **overrides):
+    def __init__(self, config: MobileNetV2Config | None = None, **overrides):
         super().__init__(config, **overrides)
-        if self.config.variant not in self.tables:
-            raise ValueError(f"unknown {type(self).__name__} variant {self.config.variant!r}; choose one of {sorted(self.tables)}")
-        self.frontend = LogMelFrontEnd(self.config.sampling_rate, self.config.n_fft, self.config.hop, self.config.n_mels,
-                                       prenorm_eps=self.config.prenorm_eps)
-
-    def _build_head(self, c_in: int, hidden: int, act: type, *, norm: bool):
-        pooled = [nn.Linear(c_in, hidden, bias=False), nn.BatchNorm1d(hidden)] if norm else [nn.Linear(c_in, hidden)]
-        self.head = nn.Sequential(*pooled, act(inplace=True), nn.Dropout(self.config.dropout), nn.Linear(hidden, 3))
-        self._init_weights()
-
-    def _init_weights(self):
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0.0, 0.01)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        x = self.frontend(x, mask)  # (B, 1, T, M) log-mel in dB, T = frames at 100 Hz by default
-        x = self.blocks(self.stem(x))  # (B, C, T / 32, M / 32)
-        return self.head(x.mean(dim=(2, 3)))  # (B, 3)
+        width, norm = self.config.width, self.config.norm
+        c = make_divisible(32 * width)
+        self.stem = ConvBNAct(1, c, 3, 2, act=nn.ReLU6, norm=norm)
+        blocks, c = inverted_residual_stages(c, MOBILENETV2_STAGES, width=width, act=nn.ReLU6, norm=norm)
+        last = make_divisible(1280 * max(1.0, width))
+        self.blocks = nn.Sequential(*blocks, ConvBNAct(c, last, 1, act=nn.ReLU6, norm=norm))
+        self._build_head(last)
 
 
 # MobileNetV3 block tables (Howard et al. 2019, tables 1 and 2):
@@ -183,25 +102,6 @@ MOBILENETV3_HEAD = {"small": (576, 1024), "large": (960, 1280)}
 
 
 @dataclass
-class MobileNetConfig:
-    """Settings both MobileNet families share.
-
-    variant: the block table. n_fft, hop: frame and hop in samples of the conv-DFT front-end
-    (400 / 160 = 25 ms / 10 ms at 16 kHz, the usual speech frames). n_mels: mel bands (64, so
-    the 32x downsampling leaves 2 bands). dropout: before the last Linear. prenorm_eps: see
-    :class:`wav2small.models.Wav2SmallConfig`.
-    """
-
-    variant: str = ""
-    n_fft: int = 400
-    hop: int = 160
-    n_mels: int = 64
-    dropout: float = 0.0
-    sampling_rate: int = 16000
-    prenorm_eps: float = PRENORM_EPS
-
-
-@dataclass
 class MobileNetV3Config(MobileNetConfig):
     """MobileNetV3: variant "small" or "large" (the paper's tables); width multiplies every
     channel count; dropout 0.2 as in the paper's training."""
@@ -228,16 +128,17 @@ class MobileNetV3(MobileNetStudent):
 
     def __init__(self, config: MobileNetV3Config | None = None, **overrides):
         super().__init__(config, **overrides)
-        variant, width = self.config.variant, self.config.width
+        variant, width, norm = self.config.variant, self.config.width, self.config.norm
         c = make_divisible(16 * width)
-        self.stem = ConvBNAct(1, c, 3, 2, act=HS)
+        self.stem = ConvBNAct(1, c, 3, 2, act=HS, norm=norm)
         blocks = []
         for kernel, expanded, c_out, se, act, stride in MOBILENETV3_BLOCKS[variant]:
-            c_out = make_divisible(c_out * width)
-            blocks.append(InvertedResidual(c, kernel, make_divisible(expanded * width), c_out, se, act, stride))
+            c_out, expanded = make_divisible(c_out * width), make_divisible(expanded * width)
+            blocks.append(InvertedResidual(c, kernel, expanded, c_out, se=make_divisible(expanded / 4) if se else 0,
+                                           act=act, stride=stride, gate="hard", norm=norm))
             c = c_out
         last, hidden = MOBILENETV3_HEAD[variant]
-        blocks.append(ConvBNAct(c, make_divisible(last * width), 1, act=HS))
+        blocks.append(ConvBNAct(c, make_divisible(last * width), 1, act=HS, norm=norm))
         self.blocks = nn.Sequential(*blocks)
         self._build_head(make_divisible(last * width), make_divisible(hidden * width), HS, norm=False)
 
@@ -288,9 +189,11 @@ MOBILENETV4_BLOCKS = {
 
 @dataclass
 class MobileNetV4Config(MobileNetConfig):
-    """MobileNetV4-Conv: variant "conv-small" or "conv-medium" (the paper's tables)."""
+    """MobileNetV4-Conv: variant "conv-small" or "conv-medium" (the paper's tables); width
+    multiplies every channel count but the pooled head's 1280 (not in the paper: for smaller students)."""
 
     variant: str = "conv-small"
+    width: float = 1.0
 
 
 class MobileNetV4(MobileNetStudent):
@@ -311,19 +214,24 @@ class MobileNetV4(MobileNetStudent):
 
     def __init__(self, config: MobileNetV4Config | None = None, **overrides):
         super().__init__(config, **overrides)
+        norm, width = self.config.norm, self.config.width
         (_, kernel, stride, c), *table = MOBILENETV4_BLOCKS[self.config.variant]
-        self.stem = ConvBNAct(1, c, kernel, stride)
+        c = make_divisible(c * width)
+        self.stem = ConvBNAct(1, c, kernel, stride, norm=norm)
         blocks = []
         for kind, *spec in table:
             if kind == "conv":
                 kernel, stride, c_out = spec
-                blocks.append(ConvBNAct(c, c_out, kernel, stride))
+                c_out = make_divisible(c_out * width)
+                blocks.append(ConvBNAct(c, c_out, kernel, stride, norm=norm))
             elif kind == "fused":
                 kernel, stride, c_out, expand = spec
-                blocks.append(FusedInvertedBottleneck(c, c_out, kernel, stride, expand))
+                c_out = make_divisible(c_out * width)
+                blocks.append(FusedInvertedBottleneck(c, c_out, kernel, stride, expand, norm=norm))
             else:
                 start, middle, stride, c_out, expand = spec
-                blocks.append(UniversalInvertedBottleneck(c, c_out, start, middle, stride, expand))
+                c_out = make_divisible(c_out * width)
+                blocks.append(UniversalInvertedBottleneck(c, c_out, start, middle, stride, expand, norm=norm))
             c = c_out
         self.blocks = nn.Sequential(*blocks)
         self._build_head(c, 1280, nn.ReLU, norm=True)

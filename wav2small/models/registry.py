@@ -5,7 +5,10 @@ from __future__ import annotations
 import dataclasses
 
 from .base import Student
-from .mobilenet import MobileNetV3, MobileNetV4
+from .efficientformer import EfficientFormer
+from .mnasnet import MnasNet
+from .mobilenet import MobileNetV2, MobileNetV3, MobileNetV4
+from .t2t_vit import T2TViT
 from .wav2small import Wav2Small
 
 #: Channel count of the paper-sized preset. The paper's 72K configuration is unpublished; with the
@@ -17,13 +20,23 @@ WAV2SMALL_72K_CHANNELS = 33
 PRESETS = {
     "wav2small": (Wav2Small, {}),
     "wav2small-72k": (Wav2Small, {"channels": WAV2SMALL_72K_CHANNELS}),
+    "mobilenetv2": (MobileNetV2, {}),
+    "mobilenetv2-0.35": (MobileNetV2, {"width": 0.35}),
     "mobilenetv3-small": (MobileNetV3, {"variant": "small"}),
     "mobilenetv3-large": (MobileNetV3, {"variant": "large"}),
     "mobilenetv4-conv-small": (MobileNetV4, {"variant": "conv-small"}),
     "mobilenetv4-conv-medium": (MobileNetV4, {"variant": "conv-medium"}),
+    "mnasnet-a1": (MnasNet, {"variant": "a1"}),
+    "mnasnet-b1": (MnasNet, {"variant": "b1"}),
+    "mnasnet-b1-0.5": (MnasNet, {"variant": "b1", "width": 0.5}),
+    "efficientformer-l1": (EfficientFormer, {"variant": "l1"}),
+    "efficientformer-tiny": (EfficientFormer, {"variant": "tiny"}),
+    "t2t-vit-7": (T2TViT, {"variant": "7"}),
+    "t2t-vit-tiny": (T2TViT, {"variant": "tiny"}),
 }
 
-ARCHITECTURES = {cls.architecture: cls for cls in (Wav2Small, MobileNetV3, MobileNetV4)}
+ARCHITECTURES = {cls.architecture: cls for cls in (Wav2Small, MobileNetV2, MobileNetV3, MobileNetV4, MnasNet,
+                                                    EfficientFormer, T2TViT)}
 
 
 def architecture_class(name: str) -> type[Student]:
