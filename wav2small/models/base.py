@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..contract import LABELS
-from ..frontend import PRENORM_EPS
+from ..frontend import PRENORM_EPS, LogMelFrontEnd
 from ..hub import resolve_pretrained
 
 CONFIG_FILE = "config.json"
@@ -193,3 +193,23 @@ class Student(nn.Module):
             details = "; ".join(line.strip() for line in str(error).splitlines()[1:4])
             raise ValueError(f"{weights_path}: the weights do not fit config.json ({details})") from None
         return model.eval()
+
+
+class LogMelImageStudent(Student):
+    """Base of the students that read the log-mel as an image: builds ``self.frontend`` from the
+    config (a :class:`LogMelImageConfig`) and checks ``config.variant`` against ``tables``
+    (variant name -> the family's table, set by each family that has variants)."""
+
+    tables: dict = {}
+
+    def __init__(self, config=None, **overrides):
+        super().__init__(config, **overrides)
+        if self.tables and self.config.variant not in self.tables:
+            raise ValueError(f"unknown {type(self).__name__} variant {self.config.variant!r}; choose one of {sorted(self.tables)}")
+        self.frontend = LogMelFrontEnd(self.config.sampling_rate, self.config.n_fft, self.config.hop, self.config.n_mels,
+                                       prenorm_eps=self.config.prenorm_eps)
+
+    @property
+    def table(self):
+        """This variant's table."""
+        return self.tables[self.config.variant]

@@ -9,8 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..frontend import LogMelFrontEnd
-from .base import LogMelImageConfig, Student
+from .base import LogMelImageConfig, LogMelImageStudent
 from .norms import EvoNormB0, EvoNormS0, check_norm, norm_act
 
 
@@ -140,7 +139,7 @@ class MobileNetConfig(LogMelImageConfig):
     norm: str = "batch"
 
 
-class MobileNetStudent(Student):
+class MobileNetStudent(LogMelImageStudent):
     """Shared shape of the MobileNet family: log-mel front-end -> ``stem`` + ``blocks`` -> global
     mean over time and mel -> ``head`` (a hidden Linear where the family has one, activation,
     dropout, Linear to 3, no output activation).
@@ -149,16 +148,9 @@ class MobileNetStudent(Student):
     unclipped. In eval mode an example's output does not depend on its batch neighbours.
     """
 
-    #: variant name -> block table, set by families with several tables
-    tables: dict = {}
-
     def __init__(self, config=None, **overrides):
         super().__init__(config, **overrides)
-        if self.tables and self.config.variant not in self.tables:
-            raise ValueError(f"unknown {type(self).__name__} variant {self.config.variant!r}; choose one of {sorted(self.tables)}")
         check_norm(self.config.norm)
-        self.frontend = LogMelFrontEnd(self.config.sampling_rate, self.config.n_fft, self.config.hop, self.config.n_mels,
-                                       prenorm_eps=self.config.prenorm_eps)
 
     def _build_head(self, c_in: int, hidden: int | None = None, act: type = nn.ReLU, *, norm: bool = False):
         """Pooled features (B, c_in) -> (B, 3); ``hidden`` adds a Linear (+ BatchNorm1d with ``norm``)

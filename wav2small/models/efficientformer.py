@@ -11,8 +11,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ..frontend import LogMelFrontEnd
-from .base import LogMelImageConfig, Student
+from .base import LogMelImageConfig, LogMelImageStudent
 from .blocks import ConvBNAct
 from .transformer import TransformerBlock, init_transformer_weights
 
@@ -72,7 +71,7 @@ class MetaBlock4D(nn.Module):
         return x + self.scale2 * self.mlp(x)
 
 
-class EfficientFormer(Student):
+class EfficientFormer(LogMelImageStudent):
     """EfficientFormer on the log-mel image (one input channel): a stem of two 3x3 stride-2 convs,
     four stages of pool-mixer 4D blocks joined by 3x3 stride-2 conv embeddings (32x down in all),
     the last ``attention_blocks`` blocks of the last stage as transformer blocks over the T/32 x
@@ -91,14 +90,11 @@ class EfficientFormer(Student):
 
     config_class = EfficientFormerConfig
     architecture = "efficientformer"
+    tables = EFFICIENTFORMER_VARIANTS
 
     def __init__(self, config: EfficientFormerConfig | None = None, **overrides):
         super().__init__(config, **overrides)
-        cfg = self.config
-        if cfg.variant not in EFFICIENTFORMER_VARIANTS:
-            raise ValueError(f"unknown EfficientFormer variant {cfg.variant!r}; choose one of {sorted(EFFICIENTFORMER_VARIANTS)}")
-        shape = EFFICIENTFORMER_VARIANTS[cfg.variant]
-        self.frontend = LogMelFrontEnd(cfg.sampling_rate, cfg.n_fft, cfg.hop, cfg.n_mels, prenorm_eps=cfg.prenorm_eps)
+        cfg, shape = self.config, self.table
         w = shape.widths
         self.stem = nn.Sequential(ConvBNAct(1, w[0] // 2, 3, 2, bias=True), ConvBNAct(w[0] // 2, w[0], 3, 2, bias=True))
         stages = []

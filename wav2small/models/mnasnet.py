@@ -69,7 +69,7 @@ class MnasNet(MobileNetStudent):
         stem, separable = make_divisible(32 * width), make_divisible(16 * width)
         self.stem = nn.Sequential(ConvBNAct(1, stem, 3, 2, norm=norm),
                                   InvertedResidual(stem, 3, stem, separable, act=nn.ReLU, norm=norm))
-        blocks, c = inverted_residual_stages(separable, MNASNET_STAGES[self.config.variant], width=width, act=nn.ReLU,
+        blocks, c = inverted_residual_stages(separable, self.table, width=width, act=nn.ReLU,
                                              norm=norm, gate="sigmoid")
         self.blocks = nn.Sequential(*blocks, ConvBNAct(c, 1280, 1, norm=norm))
         self._build_head(1280)

@@ -132,7 +132,7 @@ class MobileNetV3(MobileNetStudent):
         c = make_divisible(16 * width)
         self.stem = ConvBNAct(1, c, 3, 2, act=HS, norm=norm)
         blocks = []
-        for kernel, expanded, c_out, se, act, stride in MOBILENETV3_BLOCKS[variant]:
+        for kernel, expanded, c_out, se, act, stride in self.table:
             c_out, expanded = make_divisible(c_out * width), make_divisible(expanded * width)
             blocks.append(InvertedResidual(c, kernel, expanded, c_out, se=make_divisible(expanded / 4) if se else 0,
                                            act=act, stride=stride, gate="hard", norm=norm))
@@ -215,7 +215,7 @@ class MobileNetV4(MobileNetStudent):
     def __init__(self, config: MobileNetV4Config | None = None, **overrides):
         super().__init__(config, **overrides)
         norm, width = self.config.norm, self.config.width
-        (_, kernel, stride, c), *table = MOBILENETV4_BLOCKS[self.config.variant]
+        (_, kernel, stride, c), *table = self.table
         c = make_divisible(c * width)
         self.stem = ConvBNAct(1, c, kernel, stride, norm=norm)
         blocks = []

@@ -12,8 +12,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ..frontend import LogMelFrontEnd
-from .base import LogMelImageConfig, Student
+from .base import LogMelImageConfig, LogMelImageStudent
 from .transformer import Mlp, TransformerBlock, init_transformer_weights, sinusoid_table
 
 #: (kernel, stride, padding) of the three soft splits: 4x, then 2x and 2x down (16x in all).
@@ -100,7 +99,7 @@ class TokenPerformer(nn.Module):
         return y + self.mlp(self.norm2(y))
 
 
-class T2TViT(Student):
+class T2TViT(LogMelImageStudent):
     """T2T-ViT on the log-mel image (one input channel).
 
     Tokens-to-token: soft split (7, stride 4) -> Performer token layer -> tokens back into their
@@ -120,6 +119,7 @@ class T2TViT(Student):
 
     config_class = T2TViTConfig
     architecture = "t2t-vit"
+    tables = T2T_VARIANTS
 
     @property
     def min_samples(self) -> int:
@@ -128,11 +128,7 @@ class T2TViT(Student):
 
     def __init__(self, config: T2TViTConfig | None = None, **overrides):
         super().__init__(config, **overrides)
-        cfg = self.config
-        if cfg.variant not in T2T_VARIANTS:
-            raise ValueError(f"unknown T2T-ViT variant {cfg.variant!r}; choose one of {sorted(T2T_VARIANTS)}")
-        shape = T2T_VARIANTS[cfg.variant]
-        self.frontend = LogMelFrontEnd(cfg.sampling_rate, cfg.n_fft, cfg.hop, cfg.n_mels, prenorm_eps=cfg.prenorm_eps)
+        cfg, shape = self.config, self.table
         (k0, _, _), (k1, _, _), (k2, _, _) = SOFT_SPLITS
         self.splits = nn.ModuleList([SoftSplit(c, *split) for c, split in zip((1, shape.token_dim, shape.token_dim), SOFT_SPLITS)])
         self.token1 = TokenPerformer(k0 * k0, shape.token_dim)
