@@ -8,11 +8,15 @@ import dataclasses
 import pytest
 
 from wav2small.cli import build_parser
-from wav2small.options import CBundleConfig, ExportConfig, LabelConfig, TrainConfig, field_help, options_from_arguments
+from wav2small.options import (CBundleConfig, ExportConfig, LabelConfig, SearchConfig, TrainConfig, field_help,
+                               options_from_arguments)
 
 # the option dataclass -> (its command, the required arguments)
 COMMANDS = {TrainConfig: ("train", ["labels", "--out", "run"]), LabelConfig: ("label", ["audio", "--out", "labels"]),
-            ExportConfig: ("export", ["wav2small", "--out", "export"]), CBundleConfig: ("export", ["wav2small", "--out", "export"])}
+            ExportConfig: ("export", ["wav2small", "--out", "export"]), CBundleConfig: ("export", ["wav2small", "--out", "export"]),
+            SearchConfig: ("search", ["labels", "--test-store", "test", "--out", "search"])}
+#: the fields without a default, which the required arguments above give
+SUBJECTS = {TrainConfig: {"store": "labels", "out": "run"}, SearchConfig: {"store": "labels", "test_store": "test", "out": "search"}}
 
 
 def _flags(command: str) -> dict[str, str]:
@@ -29,7 +33,7 @@ def test_every_field_is_a_documented_flag_with_the_dataclass_default(config):
         assert helps.get(f.name), f"{config.__name__}.{f.name} has no comment: it would be a flag without help"
         if f.metadata.get("cli", True):
             assert helps[f.name].replace("%", "%%") in flags[f.name], f.name  # the comment is the help
-    subjects = {"store": "labels", "out": "run"} if config is TrainConfig else {}  # TrainConfig holds them too
+    subjects = SUBJECTS.get(config, {})
     parsed = options_from_arguments(config, build_parser().parse_args([command, *required]))
     assert config(**{**subjects, **parsed}) == config(**subjects)  # no flag given: the dataclass defaults
 
@@ -61,3 +65,7 @@ def test_bad_values_are_refused_by_the_dataclass():
         ExportConfig(int8=True)
     with pytest.raises(ValueError, match="crop_dur"):
         LabelConfig(crop_dur=0)
+    with pytest.raises(ValueError, match="target"):
+        SearchConfig(store="s", test_store="t", out="o", target=0.0)
+    with pytest.raises(ValueError, match="candidates"):
+        SearchConfig(store="s", test_store="t", out="o", candidates=0)

@@ -135,9 +135,28 @@ def test_search_help_explains_the_method(capsys):
         assert words in text, words
 
 
-def test_search_refuses_what_is_not_a_label_store(tmp_path, capsys):
+def test_search_refuses_bad_stores_and_spaces_with_one_clear_error(stores, tmp_path, capsys):
+    train, test = stores
     (tmp_path / "audio").mkdir()
-    assert main(["search", str(tmp_path / "audio"), "--test-store", str(tmp_path / "audio"), "--out", str(tmp_path / "o")]) == 2
-    assert "not a label store" in capsys.readouterr().err
-    assert main(["search", str(tmp_path), "--test-store", str(tmp_path), "--out", str(tmp_path / "o"), "--space", "{oops"]) == 2
-    assert "--space" in capsys.readouterr().err
+    out = tmp_path / "o"
+    assert main(["search", str(tmp_path / "audio"), "--test-store", str(test), "--out", str(out)]) == 2
+    assert f"{tmp_path / 'audio'}: the store is not a label store" in capsys.readouterr().err
+    assert main(["search", str(train), "--test-store", str(tmp_path / "audio"), "--out", str(out)]) == 2
+    assert "the test store is not a label store" in capsys.readouterr().err
+    for space, words in (("{oops", "--space: not JSON"), ('{"wav2small": [4, 8]}', "--space: expected"),
+                         ('{"resnet": {"width": [1]}}', "unknown student"), ('{"wav2small": {"chanels": [4]}}', "no setting")):
+        assert main(["search", str(train), "--test-store", str(test), "--out", str(out), "--space", space]) == 2, space
+        assert words in capsys.readouterr().err, space
+    (tmp_path / "space.json").write_text("[1, 2]")
+    assert main(["search", str(train), "--test-store", str(test), "--out", str(out), "--space", str(tmp_path / "space.json")]) == 2
+    assert f"--space file {tmp_path / 'space.json'}: expected" in capsys.readouterr().err
+    assert not out.exists()  # refused before anything was written
+
+
+def test_search_costs_are_the_options_choices():
+    import typing
+
+    from wav2small.options import SearchConfig
+    from wav2small.search import COSTS
+
+    assert set(typing.get_args(typing.get_type_hints(SearchConfig)["cost"])) == set(COSTS)

@@ -5,7 +5,7 @@ generated from the fields (:func:`add_options`), so an option is added by adding
 Nothing here imports torch or any other heavy module, so the command line can build its flags
 from these classes (and answer ``--help``) at once; the jobs themselves live in their modules
 (``train.py`` runs a :class:`TrainConfig`, ``labels.py`` a :class:`LabelConfig`, ``export/`` an
-:class:`ExportConfig`).
+:class:`ExportConfig`, ``search.py`` a :class:`SearchConfig`).
 
 A field's flag is ``--<name with dashes>``; its type and default come from the annotation and the
 default, a ``Literal`` gives the choices, and ``metadata`` adjusts the rest: ``positional`` (an
@@ -233,6 +233,41 @@ class CBundleConfig:
     def __post_init__(self):
         if self.hop_chunks < 1:
             raise ValueError(f"hop_chunks must be at least 1, got {self.hop_chunks}")
+
+
+@dataclass
+class SearchConfig:
+    """Settings of a student search (:func:`wav2small.search.search`); the comment of each field is
+    its ``wav2small search`` help. A search folder resumes only with the same ``SEARCH_DEFINING``
+    fields (recorded in OUT/search.json); the others may change between runs."""
+
+    store: str = field(metadata={"positional": True})  # label store to distil every candidate on (from `wav2small label`)
+    test_store: str  # label store of held-out audio (the recipe's labels_test): fidelity is measured there
+    out: str  # search folder (created; resumed when it holds a search with the same settings)
+    space: dict | None = field(default=None, metadata={"cli": False})  # {preset: {option: [values]}} (default: wav2small.search.DEFAULT_SPACE)
+    candidates: int = 12  # candidates to measure, the reference included
+    cost: Literal["int8-ms", "fp32-ms", "macs"] = "int8-ms"  # what the reward trades fidelity against: int8 or fp32
+    # onnxruntime latency for 5 s of audio (ms), or M multiply-accumulates per second of audio
+    target: float | None = None  # cost at which the reward is neutral, in the cost's unit (default: the reference's cost)
+    exponent: float = -0.07  # w of the reward fidelity x (cost / target) ^ w (MnasNet's -0.07)
+    steps: int = 400  # training steps per candidate
+    batch_size: int = 16  # clips per training step
+    lr: float = 2e-3  # peak learning rate of every candidate's training
+    seed: int = 0  # seed of the candidate order and of every training
+    threads: int | None = None  # torch threads for training (default: torch's choice)
+    latency_threads: int = 1  # onnxruntime threads when timing
+    repeats: int = 20  # timed runs per model; the best counts
+    progress: bool = field(default=True, metadata={"flag": "--quiet"})  # print a line per candidate (--quiet: errors only)
+
+    def __post_init__(self):
+        if self.candidates < 1 or self.steps < 1 or self.repeats < 1 or self.latency_threads < 1:
+            raise ValueError("candidates, steps, repeats and latency_threads must be positive")
+        if self.target is not None and self.target <= 0:
+            raise ValueError(f"target must be positive, got {self.target}")
+
+
+#: The fields that define a search: a folder holding results under other values is not resumed.
+SEARCH_DEFINING = ("store", "test_store", "space", "cost", "target", "exponent", "steps", "batch_size", "lr", "seed")
 
 
 # the command line, generated from the fields

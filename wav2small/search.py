@@ -15,22 +15,22 @@ Layout of a search folder ``OUT``::
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import json
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .contract import LABELS, SAMPLING_RATE
+from .contract import LABELS
+from .options import SEARCH_DEFINING, SearchConfig
 
 #: MnasNet's soft-constraint exponent: reward = fidelity * (cost / target) ** w, the same w on both
-#: sides of the target (the paper's alpha = beta = -0.07).
-REWARD_EXPONENT = -0.07
+#: sides of the target (the paper's alpha = beta = -0.07); SearchConfig.exponent's default.
+REWARD_EXPONENT = SearchConfig.exponent
 
 #: What a candidate is measured by: int8 or fp32 onnxruntime latency for 5 s of audio on one
 #: thread (ms), or multiply-accumulates per second of audio (millions; exact, machine-independent).
@@ -71,11 +71,12 @@ class Candidate:
 
 @dataclass
 class Budget:
-    """The distillation every candidate gets: the same steps, batch, learning rate and seed."""
+    """The distillation every candidate gets: the same steps, batch (clips per step), peak learning
+    rate and seed."""
 
-    steps: int = 400
-    batch_size: int = 16
-    lr: float = 2e-3
+    steps: int
+    batch_size: int
+    lr: float
     seed: int = 0
 
 
@@ -166,7 +167,7 @@ def held_out_fidelity(model_path, test_store, *, threads: int | None = None) -> 
     return {**{k: round(float(v), 4) for k, v in zip(LABELS, ccc)}, "mean": round(float(np.mean(ccc)), 4), "clips": len(clips)}
 
 
-def measure_student(candidate: Candidate, *, store, test_store, folder, budget: Budget = Budget(), threads: int | None = None,
+def measure_student(candidate: Candidate, *, store, test_store, folder, budget: Budget, threads: int | None = None,
                     latency_threads: int = 1, repeats: int = 20, progress: bool = False) -> dict:
     """Distil ``candidate`` with ``budget`` on ``store``, export it to fp32 and int8 ONNX
     (calibrated on the store), time both on 5 s of audio and measure its fidelity to the teacher
@@ -221,20 +222,6 @@ def measure_student(candidate: Candidate, *, store, test_store, folder, budget: 
 # the search
 
 
-@dataclass
-class SearchSettings:
-    """What a search folder was started with (``search.json``); a resume must match it."""
-
-    store: str
-    test_store: str
-    space: dict = field(default_factory=lambda: DEFAULT_SPACE)
-    cost: str = "int8-ms"
-    target: float | None = None
-    exponent: float = REWARD_EXPONENT
-    budget: Budget = field(default_factory=Budget)
-    seed: int = 0
-
-
 def _append_line(path: Path, record: dict) -> None:
     """Append one JSON line and make it durable: a killed search loses no finished candidate."""
     with open(path, "a") as f:
@@ -277,10 +264,10 @@ def score(rows: list[dict], *, cost: str, target: float | None, exponent: float 
     return frame.sort_values("reward", ascending=False).reset_index(drop=True)
 
 
-def pareto_markdown(frame, *, cost: str, title: str) -> str:
+def pareto_markdown(frame, *, cost: str, exponent: float = REWARD_EXPONENT, title: str) -> str:
     """The non-dominated candidates as a Markdown table, cheapest first."""
     front = frame[frame["pareto"]].sort_values("cost")
-    lines = [f"# {title}", "", f"Reward = int8 fidelity x (cost / {frame['target'].iloc[0]:g}) ^ {REWARD_EXPONENT} "
+    lines = [f"# {title}", "", f"Reward = int8 fidelity x (cost / {frame['target'].iloc[0]:g}) ^ {exponent:g} "
              f"(cost: {cost}); fidelity = held-out mean CCC with the teacher.", "",
              "| candidate | params | M MAC/s | int8 bytes | int8 ms | fidelity int8 | fidelity fp32 | reward |",
              "|---|---|---|---|---|---|---|---|"]
@@ -290,24 +277,34 @@ def pareto_markdown(frame, *, cost: str, title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def search(settings: SearchSettings, out, *, candidates: int = 12, threads: int | None = None, latency_threads: int = 1,
-           repeats: int = 20, progress: bool = True):
-    """Run (or resume) a search into ``out``: measure the first ``candidates`` of
-    :func:`search_order` not measured yet, then write results.csv, pareto.md and best/.
+def search_budget(config: SearchConfig) -> Budget:
+    """The distillation budget every candidate of ``config`` gets."""
+    return Budget(steps=config.steps, batch_size=config.batch_size, lr=config.lr, seed=config.seed)
+
+
+def search(config: SearchConfig):
+    """Run (or resume) the search ``config`` describes into ``config.out``: measure the first
+    ``config.candidates`` of :func:`search_order` not measured yet, then write results.csv,
+    pareto.md and best/.
 
     A candidate that fails is recorded with its error and the search goes on. Returns the scored
     DataFrame (see :func:`score`).
+
+    >>> search(SearchConfig("exp/w2s/labels", test_store="exp/w2s/labels_test", out="exp/search"))  # doctest: +SKIP
     """
     from .atomic import write_text
+    from .store import is_label_store
 
-    if settings.cost not in COSTS:
-        raise ValueError(f"cost must be one of {sorted(COSTS)}, got {settings.cost!r}")
-    for name, path in (("store", settings.store), ("test store", settings.test_store)):
-        if not (Path(path) / "metadata.json").exists():
-            raise ValueError(f"{path}: not a label store (no metadata.json); make one with `wav2small label`")
-    out = Path(out)
+    if config.cost not in COSTS:
+        raise ValueError(f"cost must be one of {sorted(COSTS)}, got {config.cost!r}")
+    for name, path in (("store", config.store), ("test store", config.test_store)):
+        if not is_label_store(path):
+            raise ValueError(f"{path}: the {name} is not a label store (no metadata.json); make one with `wav2small label`")
+    space = DEFAULT_SPACE if config.space is None else config.space
+    order = search_order(space, seed=config.seed)[:config.candidates]  # a bad space fails here, before any file is written
+    out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    recorded = dataclasses.asdict(settings)
+    recorded = {name: getattr(config, name) for name in SEARCH_DEFINING} | {"space": space}
     settings_path = out / "search.json"
     if settings_path.exists():
         old = json.loads(settings_path.read_text())
@@ -318,44 +315,46 @@ def search(settings: SearchSettings, out, *, candidates: int = 12, threads: int 
     else:
         write_text(settings_path, json.dumps(recorded, indent=2) + "\n")
 
-    order = search_order(settings.space, seed=settings.seed)[:candidates]
+    budget = search_budget(config)
     done = {r["key"] for r in read_results(out)}
-    say = print if progress else (lambda *a, **k: None)
+    say = print if config.progress else (lambda *a, **k: None)
     say(f"search: {len(order)} candidates ({len(done & {c.key for c in order})} measured before), budget "
-        f"{settings.budget.steps} steps x {settings.budget.batch_size} clips each, cost {settings.cost}")
+        f"{budget.steps} steps x {budget.batch_size} clips each, cost {config.cost}", flush=True)
     for i, candidate in enumerate(order, 1):
         if candidate.key in done:
             continue
         say(f"[{i}/{len(order)}] {candidate.key}: distilling, exporting, timing ...", flush=True)
         try:
-            row = measure_student(candidate, store=settings.store, test_store=settings.test_store,
-                                  folder=out / "candidates" / candidate.key, budget=settings.budget, threads=threads,
-                                  latency_threads=latency_threads, repeats=repeats)
+            row = measure_student(candidate, store=config.store, test_store=config.test_store,
+                                  folder=out / "candidates" / candidate.key, budget=budget, threads=config.threads,
+                                  latency_threads=config.latency_threads, repeats=config.repeats)
         except (OSError, ValueError, RuntimeError) as error:
             _append_line(out / "results.jsonl", {"key": candidate.key, "error": f"{type(error).__name__}: {error}"})
-            say(f"[{i}/{len(order)}] {candidate.key}: FAILED ({error}); recorded, going on")
+            say(f"[{i}/{len(order)}] {candidate.key}: FAILED ({error}); recorded, going on", flush=True)
             continue
         _append_line(out / "results.jsonl", row)
-        frame = score(read_results(out), cost=settings.cost, target=settings.target, exponent=settings.exponent)
+        frame = score(read_results(out), cost=config.cost, target=config.target, exponent=config.exponent)
         mine = frame[frame["key"] == candidate.key].iloc[0]
         say(f"[{i}/{len(order)}] {candidate.key}: fidelity {row['int8_fidelity']:.3f} (int8), {row['int8_ms']:.2f} ms int8, "
             f"{row['mmacs_per_second']:.1f} M MAC/s, reward {mine['reward']:.4f}; best so far {frame['key'].iloc[0]} "
-            f"({frame['reward'].iloc[0]:.4f}); {row['seconds']:.0f} s")
-    return finish_search(out, settings)
+            f"({frame['reward'].iloc[0]:.4f}); {row['seconds']:.0f} s", flush=True)
+    return finish_search(config)
 
 
-def finish_search(out, settings: SearchSettings):
+def finish_search(config: SearchConfig):
     """Write results.csv, pareto.md and best/ (a copy of the best candidate's model folder, with
-    its export in best/export/) from the finished candidates; returns the scored DataFrame."""
+    its export in best/export/) from the finished candidates of ``config.out``; returns the scored
+    DataFrame."""
     from .atomic import atomic_directory, write_text
 
-    out = Path(out)
-    frame = score(read_results(out), cost=settings.cost, target=settings.target, exponent=settings.exponent)
+    out = Path(config.out)
+    frame = score(read_results(out), cost=config.cost, target=config.target, exponent=config.exponent)
     if frame.empty:
         return frame
     flat = frame.drop(columns=["fp32_ccc", "int8_ccc"]).assign(options=[json.dumps(o) for o in frame["options"]])
     write_text(out / "results.csv", flat.to_csv(index=False))
-    write_text(out / "pareto.md", pareto_markdown(frame, cost=settings.cost, title="Search: Pareto front"))
+    write_text(out / "pareto.md", pareto_markdown(frame, cost=config.cost, exponent=config.exponent,
+                                                  title="Search: Pareto front"))
     best = out / "candidates" / frame["key"].iloc[0]
     model_dir = best / "train" / ("best" if (best / "train" / "best").exists() else "last")
     with atomic_directory(out / "best") as tmp:

@@ -40,59 +40,43 @@ HELP = "latency-aware search for a student: distil, export, time and score candi
 
 
 def add_arguments(parser):
-    from ..search import COSTS, REWARD_EXPONENT, Budget
+    from ..options import SearchConfig, add_options
 
-    b = Budget()
-    parser.add_argument("store", help="label store to distil every candidate on (from `wav2small label`)")
-    parser.add_argument("--test-store", required=True, help="label store of held-out audio: fidelity is measured there")
-    parser.add_argument("--out", required=True, help="search folder (created; resumed when it holds a search with the same settings)")
-    parser.add_argument("--candidates", type=int, default=12, help="candidates to measure, the reference included (default: %(default)s)")
+    add_options(parser, SearchConfig)  # one flag per field of SearchConfig
     parser.add_argument("--space", help="JSON file or text {PRESET: {OPTION: [VALUES]}} (default: the space described above)")
-    parser.add_argument("--cost", choices=sorted(COSTS), default="int8-ms", help="what the reward trades fidelity against (default: %(default)s)")
-    parser.add_argument("--target", type=float, help="cost the reward is neutral at, in the cost's unit (default: the reference's cost)")
-    parser.add_argument("--exponent", type=float, default=REWARD_EXPONENT, help="w of the reward (default: %(default)s)")
-    parser.add_argument("--steps", type=int, default=b.steps, help="training steps per candidate (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=b.batch_size, help="clips per training step (default: %(default)s)")
-    parser.add_argument("--lr", type=float, default=b.lr, help="peak learning rate (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=b.seed, help="seed of the candidate order and of every training (default: %(default)s)")
-    parser.add_argument("--threads", type=int, help="torch threads for training (default: torch's choice)")
-    parser.add_argument("--latency-threads", type=int, default=1, help="onnxruntime threads when timing (default: %(default)s)")
-    parser.add_argument("--repeats", type=int, default=20, help="timed runs per model; the best counts (default: %(default)s)")
-    parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
 
 
-def _space(text: str | None):
+def read_space(text: str | None) -> dict | None:
+    """The --space argument: None (the default space), or a JSON file or JSON text of the shape
+    {preset: {option: [values]}}; ValueError naming the file or the text's problem."""
     if text is None:
-        from ..search import DEFAULT_SPACE
-
-        return DEFAULT_SPACE
+        return None
     path = Path(text)
     source = path.read_text() if path.is_file() else text
+    where = f"--space file {path}" if path.is_file() else "--space"
     try:
         space = json.loads(source)
     except json.JSONDecodeError as error:
-        raise ValueError(f"--space: {'file ' + str(path) if path.is_file() else 'text'} is not JSON ({error})") from None
-    if not isinstance(space, dict) or not all(isinstance(v, dict) and all(isinstance(x, list) for x in v.values())
-                                              for v in space.values()):
-        raise ValueError('--space must look like {"wav2small": {"channels": [8, 13]}}')
+        raise ValueError(f"{where}: not JSON ({error})") from None
+    if not isinstance(space, dict) or not space or not all(
+            isinstance(v, dict) and all(isinstance(x, list) and x for x in v.values()) for v in space.values()):
+        raise ValueError(f'{where}: expected {{"PRESET": {{"OPTION": [VALUES, ...]}}}}, e.g. {{"wav2small": {{"channels": [8, 13]}}}}')
     return space
 
 
 def run(args) -> int:
-    from ..search import Budget, SearchSettings, search
+    from ..options import SearchConfig, options_from_arguments
+    from ..search import search
 
-    settings = SearchSettings(store=args.store, test_store=args.test_store, space=_space(args.space), cost=args.cost,
-                              target=args.target, exponent=args.exponent,
-                              budget=Budget(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed),
-                              seed=args.seed)
-    frame = search(settings, args.out, candidates=args.candidates, threads=args.threads,
-                   latency_threads=args.latency_threads, repeats=args.repeats, progress=not args.quiet)
+    config = SearchConfig(**options_from_arguments(SearchConfig, args), space=read_space(args.space))
+    frame = search(config)
+    out = Path(config.out)
     if frame.empty:
-        print("no candidate could be measured; see the errors in", Path(args.out) / "results.jsonl")
+        print("no candidate could be measured; see the errors in", out / "results.jsonl")
         return 1
-    if not args.quiet:
+    if config.progress:
         best = frame.iloc[0]
         print(f"best: {best['key']} (reward {best['reward']:.4f}, int8 fidelity {best['int8_fidelity']:.3f}, "
-              f"{best['int8_ms']:.2f} ms int8, {best['mmacs_per_second']:.1f} M MAC/s); model in {Path(args.out) / 'best'}, "
-              f"Pareto front in {Path(args.out) / 'pareto.md'}")
+              f"{best['int8_ms']:.2f} ms int8, {best['mmacs_per_second']:.1f} M MAC/s); model in {out / 'best'}, "
+              f"Pareto front in {out / 'pareto.md'}")
     return 0
