@@ -95,3 +95,12 @@ def test_norm_setting_replaces_batch_norm_and_activation():
         create_student("wav2small", norm="layer")
     wav2small = create_student("wav2small", norm="evonorm-s0")
     assert all(isinstance(getattr(wav2small.vgg7, f"l{i}").norm, EvoNormS0) for i in range(1, 8))
+
+
+def test_students_with_evonorm_or_another_topology_refuse_to_stream():
+    from wav2small.streaming import StreamingWav2Small
+
+    for options in ({"norm": "evonorm-s0"}, {"norm": "evonorm-b0"}, {"depth": 5}, {"pool_after": 1}):
+        with pytest.raises(ValueError, match="streaming supports the published topology"):
+            StreamingWav2Small(create_student("wav2small", **options))
+    StreamingWav2Small(create_student("wav2small"))  # batch norm, the published topology: streams

@@ -103,6 +103,7 @@ def test_pipeline_cases_cover_every_architecture_and_norm():
     assert {options.get("norm", "batch") for _, options in PIPELINE_CASES.values()} | {"batch"} == set(NORMS)
 
 
+@pytest.mark.slow  # 10-30 s a case: the dynamo export
 @pytest.mark.parametrize("case", PIPELINE_CASES)
 def test_student_distils_exports_and_quantizes(case, zoo_store, tmp_path, reference_kernels):
     """What a user does with any student: 20 steps of distillation lower the loss against the
@@ -201,6 +202,11 @@ def test_unknown_student_and_option():
     ("wav2small", {"prenorm_eps": float("nan")}, "prenorm_eps must be float"),
     ("mobilenetv3-small", {"n_mels": 100000}, "plausible range"),
     ("mobilenetv4-conv-small", {"dropout": 1.5}, "plausible range"),
+    ("wav2small", {"depth": 10**6}, "depth = 1000000 lies outside"),
+    ("wav2small", {"depth": "7"}, "depth must be int"),
+    ("wav2small", {"pool_after": 8}, "pool_after must be between 1 and depth"),
+    ("mobilenetv2", {"width": 1e4}, "width = 10000.0 lies outside"),
+    ("mnasnet-a1", {"norm": "layer"}, "norm must be one of"),
 ])
 def test_implausible_or_mistyped_settings_are_refused_before_anything_is_built(name, options, words, monkeypatch):
     import torch.nn

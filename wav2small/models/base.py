@@ -28,6 +28,7 @@ WEIGHTS_FILE = "model.safetensors"
 LIMITS = {
     "channels": (1, 1024), "n_mels": (1, 512), "n_fft": (4, 8192), "hop": (1, 8192), "sampling_rate": (4000, 384000),
     "dropout": (0.0, 1.0), "prenorm_seconds": (1e-3, 3600.0), "prenorm_eps": (1e-30, 1.0),
+    "depth": (1, 64), "pool_after": (1, 64), "width": (0.01, 16.0),
 }
 #: A model built from a config.json may hold at most this many times the values of its weights
 #: file (plus a little): a config that plans far more than its checkpoint holds is refused unbuilt.

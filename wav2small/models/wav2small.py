@@ -46,8 +46,6 @@ class Wav2SmallConfig:
     prenorm_eps: float = PRENORM_EPS
 
     def __post_init__(self):
-        if not 1 <= self.pool_after <= self.depth:
-            raise ValueError(f"pool_after must be between 1 and depth ({self.depth}), got {self.pool_after}")
         check_norm(self.norm)
 
 
@@ -78,6 +76,8 @@ class VGG7(LogMelFrontEnd):
     def __init__(self, config: Wav2SmallConfig):
         super().__init__(config.sampling_rate, config.n_fft, config.hop, config.n_mels, prenorm=config.prenorm,
                          prenorm_seconds=config.prenorm_seconds, prenorm_eps=config.prenorm_eps)
+        if not 1 <= config.pool_after <= config.depth:  # after check_config: both are ints
+            raise ValueError(f"pool_after must be between 1 and depth ({config.depth}), got {config.pool_after}")
         c = config.channels
         self.depth, self.pool_after = config.depth, config.pool_after
         for i in range(1, config.depth + 1):
