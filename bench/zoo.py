@@ -6,9 +6,10 @@ store, steps, batch, learning rate and seed), exported to fp32 and int8 ONNX and
     python bench/zoo.py --store exp/w2s/labels --test-store exp/w2s/labels_test --steps 20000
 
 Without --store, the labels come from stages 0-1 of recipes/distill.sh on the espeak-ng demo
-corpus (480 clips) with a tiny RANDOM Dawn-shaped teacher: the fidelity column then says how well
-each student follows that teacher's arbitrary function of the audio, not anything about emotion.
-With a real teacher's label stores the same command gives the real table.
+corpus (480 clips) with a tiny Dawn-shaped teacher fitted to the corpus's proxy ratings
+(`wav2small make-tiny-teacher --fit`): its outputs follow the prosody behind those ratings, so the
+fidelity column ranks how well each student follows a teacher that reads prosody, not anything
+about emotion. With a real teacher's label stores the same command gives the real table.
 
 Writes to --out (bench/results): zoo.md (the table, the machine and the budget), zoo.json (every
 number) and zoo.png (held-out fidelity against int8 latency and against MAC per second of audio),
@@ -53,13 +54,14 @@ DESCRIPTIONS = {
 
 
 def demo_stores(work: Path, clips: int, crop_dur: float) -> tuple[Path, Path]:
-    """Stages 0-1 of the recipe on the demo corpus with a tiny random teacher (skipped when done)."""
+    """Stages 0-1 of the recipe on the demo corpus with a tiny teacher fitted to it (skipped when done)."""
     exp = work / "exp"
     cli = [sys.executable, "-m", "wav2small"]
     if not (work / "demo").exists():
         subprocess.run([*cli, "demo-corpus", str(work / "demo"), "--clips", str(clips)], check=True)
     if not (work / "teacher").exists():
-        subprocess.run([*cli, "make-tiny-teacher", str(work / "teacher"), "--kind", "dawn"], check=True)
+        subprocess.run([*cli, "make-tiny-teacher", str(work / "teacher"), "--kind", "dawn", "--fit", str(work / "demo")],
+                       check=True)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}  # the recipe calls wav2small
     subprocess.run([str(ROOT / "recipes" / "distill.sh"), "--data", str(work / "demo"), "--teacher", str(work / "teacher"),
                     "--out", str(exp), "--crop-dur", str(crop_dur), "--views", "1", "--stop-stage", "1"], check=True, env=env)
@@ -143,8 +145,8 @@ def rewrite_readme(rows: list[dict], info: dict, readme: Path) -> None:
              f"Measured by `python bench/zoo.py` ({info['teacher_short']}; every student "
              f"{info['budget']['steps']} steps x {info['budget']['batch_size']} crops; latency on {info['cpu']}, one "
              "thread): see [bench/results/zoo.md](bench/results/zoo.md) and its plot. Fidelity is the held-out mean CCC "
-             "with the teacher, so with a tiny random teacher it ranks how well students follow an arbitrary "
-             "function of the audio, not emotion.", README_END]
+             "with the teacher: with the demo corpus's tiny teacher it ranks how well students follow a teacher "
+             "that reads prosody, not emotion; with your own label stores the same command gives your table.", README_END]
     readme.write_text(head + "\n".join(block) + tail)
 
 
@@ -152,12 +154,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--store", help="label store to distil on (default: the demo corpus, see above)")
     parser.add_argument("--test-store", help="label store of held-out audio (with --store)")
-    parser.add_argument("--teacher", default="a tiny random Dawn-shaped teacher (wav2small make-tiny-teacher)",
+    parser.add_argument("--teacher", default="a tiny Dawn-shaped teacher fitted to the demo corpus's proxy ratings "
+                        "(wav2small make-tiny-teacher --fit)",
                         help="what labelled the stores, for the table's caption")
     parser.add_argument("--students", nargs="+", default=list_students(), help="presets (default: all)")
     parser.add_argument("--steps", type=int, default=300, help="training steps per student (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=16, help="crops per step (default: %(default)s)")
     parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every student's training (default: %(default)s)")
     parser.add_argument("--clips", type=int, default=480, help="demo corpus size without --store (default: %(default)s)")
     parser.add_argument("--crop-dur", type=float, default=1.0, help="seconds per labelled demo crop (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=30, help="timed runs per model (default: %(default)s)")
@@ -174,8 +178,8 @@ def main(argv=None):
         store, test_store, teacher_short = Path(args.store), Path(args.test_store), args.teacher
     else:
         store, test_store = demo_stores(work, args.clips, args.crop_dur)
-        teacher_short = "offline demo corpus, tiny random teacher"
-    budget = Budget(steps=args.steps, batch_size=args.batch_size, lr=args.lr)
+        teacher_short = "offline demo corpus, tiny teacher fitted to its proxy ratings"
+    budget = Budget(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
     results = work / "zoo" / "results.jsonl"
     results.parent.mkdir(parents=True, exist_ok=True)
     settings = {"store": str(store), "test_store": str(test_store), "budget": vars(budget)}
