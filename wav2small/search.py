@@ -290,7 +290,10 @@ def search(config: SearchConfig):
     A candidate that fails is recorded with its error and the search goes on. Returns the scored
     DataFrame (see :func:`score`).
 
-    >>> search(SearchConfig("exp/w2s/labels", test_store="exp/w2s/labels_test", out="exp/search"))  # doctest: +SKIP
+    Example (it needs files or a download, so it is not run as a doctest)::
+
+        frame = search(SearchConfig("exp/w2s/labels", test_store="exp/w2s/labels_test", out="exp/search"))
+        frame[["key", "int8_fidelity", "mmacs_per_second", "reward"]].head()
     """
     from .atomic import write_text
     from .store import is_label_store
