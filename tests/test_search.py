@@ -83,6 +83,7 @@ def _args(stores, out, *extra):
             "--batch-size", "4", "--repeats", "2", "--threads", "1", "--space", json.dumps(SPACE), *extra]
 
 
+@pytest.mark.slow  # two candidates distilled, exported and timed, one of them twice (about 40 s)
 def test_search_killed_then_resumed_measures_each_candidate_once(stores, tmp_path, capsys):
     out = tmp_path / "search"
     process = subprocess.Popen([sys.executable, "-m", "wav2small", *_args(stores, out)], stdout=subprocess.PIPE,

@@ -87,7 +87,7 @@ def reward(fidelity: float, cost: float, target: float, exponent: float = REWARD
     twice the cost loses as much: a soft trade of fidelity against cost.
 
     >>> round(reward(0.6, 5.0, 10.0), 4)
-    0.6300
+    0.6298
     """
     if cost <= 0 or target <= 0:
         raise ValueError(f"cost and target must be positive, got {cost} and {target}")
