@@ -34,7 +34,7 @@ import torch
 from wav2small import Stream, create_student, export_onnx
 from wav2small.contract import FOOTPRINT_FILE, FP32_FILE, STREAM_FP32_FILE, STREAM_INT8_FILE
 from wav2small.export.streaming import export_stream
-from wav2small.testing import fit_wav2small, synth_speech, write_audio_dir
+from wav2small.testing import fit_student, synth_speech, write_audio_dir
 
 HOP = 0.5
 WINDOW = 5.0  # seconds re-run every hop by the naive streamer
@@ -73,7 +73,7 @@ def session(path):
 def fitted(preset: str):
     torch.manual_seed(0)
     clips = [synth_speech(1.0, 300 + i) for i in range(48)]
-    return fit_wav2small(create_student(preset, prenorm="running"), clips).eval()
+    return fit_student(create_student(preset, prenorm="running"), clips).eval()
 
 
 def bench_student(preset: str, seconds: float, repeats: int, folder: Path) -> dict:

@@ -17,7 +17,7 @@ from wav2small.contract import STATE_NAMES, STREAM_FP32_FILE, STREAM_INT8_FILE
 from wav2small.export.footprint import footprint
 from wav2small.export.streaming import export_stream
 from wav2small.models import Student
-from wav2small.testing import fit_wav2small, synth_speech, write_audio_dir
+from wav2small.testing import fit_student, synth_speech, write_audio_dir
 
 LABELS = ("arousal", "dominance", "valence")
 
@@ -34,7 +34,7 @@ def one_thread():
 def running_student(tmp_path_factory):
     """A running-prenorm Wav2Small that behaves like a model (BatchNorm statistics and head fitted)."""
     torch.manual_seed(0)
-    model = fit_wav2small(create_student("wav2small", prenorm="running"), [synth_speech(1.0, 300 + i) for i in range(48)])
+    model = fit_student(create_student("wav2small", prenorm="running"), [synth_speech(1.0, 300 + i) for i in range(48)])
     return model.save_pretrained(tmp_path_factory.mktemp("student") / "best")
 
 
