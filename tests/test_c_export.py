@@ -28,6 +28,7 @@ pytestmark = [pytest.mark.skipif(bool(missing_tools(device=False)), reason="need
               pytest.mark.slow]
 needs_device = pytest.mark.skipif(bool(missing_tools()), reason=f"needs the Cortex-M4 toolchain and QEMU: apt-get install "
                                                                 f"{DEVICE_PACKAGES} ({', '.join(missing_tools())} missing)")
+needs_make = pytest.mark.skipif(shutil.which("make") is None, reason="the README's commands need make: apt-get install make")
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
@@ -94,6 +95,7 @@ def run_readme_command(line: str, bundle: Path, work: Path) -> str:
     return out[out.find("seconds,arousal"):]
 
 
+@needs_make
 def test_the_readme_commands_build_the_bundle_and_stream_a_file(bundle, tmp_path):
     host_line = next(line for line in readme_commands() if "run-m4" not in line)
     shutil.copytree(bundle[0], tmp_path / "c")
@@ -116,6 +118,7 @@ def test_the_program_reads_16_bit_wav_and_raw_pcm_alike_and_refuses_other_rates(
 
 
 @needs_device
+@needs_make
 def test_the_readme_command_runs_the_bundle_on_the_emulated_cortex_m4(bundle, tmp_path):
     device_line = next(line for line in readme_commands() if "run-m4" in line)
     shutil.copytree(bundle[0], tmp_path / "c")
@@ -175,6 +178,12 @@ def test_a_student_the_c_engine_cannot_run_is_refused_naming_the_operator(tmp_pa
         read_network(onnx.load(str(tmp_path / "mnv3" / "model.onnx")))
     assert main(["export", str(tmp_path / "mnv3" / "model.onnx"), "--c", str(tmp_path / "c")]) == 2
     assert not (tmp_path / "c").exists()
+
+
+def test_without_a_c_compiler_the_cli_says_what_to_install_and_writes_nothing(stream_export, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no cc: the bundle cannot be checked
+    assert main(["export", str(stream_export), "--c", str(tmp_path / "c")]) == 2
+    assert "cc not found: apt-get install gcc" in capsys.readouterr().err and not (tmp_path / "c").exists()
 
 
 def test_cli_writes_the_bundle_of_an_export_folder(stream_export, tmp_path, capsys):

@@ -19,7 +19,7 @@ from onnx import TensorProto, helper, numpy_helper
 from wav2small.export.c import CSRC, pack_conv_weight, requantisation_table
 from wav2small.export.mcu import STRICT_FLAGS, missing_tools
 
-pytestmark = pytest.mark.skipif(bool(missing_tools(device=False)), reason="needs a C compiler (cc)")
+pytestmark = pytest.mark.skipif(bool(missing_tools(device=False)), reason="needs a C compiler: apt-get install gcc")
 
 
 def run_onnx(nodes, inputs: dict, initializers: dict, output: str = "y") -> np.ndarray:

@@ -28,8 +28,9 @@ DEVICE_PACKAGES = "gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
 QEMU = ("qemu-system-arm", "-M", "mps2-an386", "-nographic", "-icount", "shift=0")
 
 
-class ToolchainMissing(RuntimeError):
-    """A compiler or the emulator is not installed; the message names the packages."""
+class ToolchainMissing(OSError):
+    """A compiler or the emulator is not installed; the message names the packages (an OSError: the
+    command line reports it in one line)."""
 
 
 def missing_tools(*, device: bool = True) -> list[str]:
@@ -47,8 +48,8 @@ def missing_tools(*, device: bool = True) -> list[str]:
 def require_tools(*, device: bool = True) -> None:
     missing = missing_tools(device=device)
     if missing:
-        hint = f"apt-get install {DEVICE_PACKAGES}" if device else "a C compiler (cc)"
-        raise ToolchainMissing(f"{', '.join(missing)} not found: install {hint}")
+        packages = f"gcc {DEVICE_PACKAGES}" if device else "gcc"
+        raise ToolchainMissing(f"{', '.join(missing)} not found: apt-get install {packages}")
 
 
 def _run(command, **kwargs) -> subprocess.CompletedProcess:
