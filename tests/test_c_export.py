@@ -21,7 +21,7 @@ from wav2small.export.mcu import DEVICE_PACKAGES, build_device, build_host, miss
 from wav2small.export.streaming import export_stream
 from wav2small.metrics import concordance_cc
 from wav2small.streaming import Stream
-from wav2small.testing import fit_wav2small, synth_speech, write_audio_dir
+from wav2small.testing import fit_student, synth_speech, write_audio_dir
 
 # the streaming int8 export they start from takes about a minute
 pytestmark = [pytest.mark.skipif(bool(missing_tools(device=False)), reason="needs a C compiler: apt-get install gcc"),
@@ -37,7 +37,7 @@ def stream_export(tmp_path_factory):
     """The README's command, ``wav2small export MODEL --out DIR --int8 --calibration AUDIO --c DIR/c``
     (--no-device: the device tests build it themselves), on a fitted running-prenorm Wav2Small."""
     torch.manual_seed(0)
-    model = fit_wav2small(create_student("wav2small", prenorm="running"), [synth_speech(1.0, 300 + i) for i in range(24)])
+    model = fit_student(create_student("wav2small", prenorm="running"), [synth_speech(1.0, 300 + i) for i in range(24)])
     root = tmp_path_factory.mktemp("c_export")
     model.save_pretrained(root / "student")
     audio = write_audio_dir(root / "speech", 24, seed=3)
@@ -234,7 +234,7 @@ def test_a_stream_with_decay_runs_in_c_as_in_onnxruntime(tmp_path):
     """--decay-seconds: the estimate follows the last seconds; the C engine ages the attention logits as the graph does."""
     torch.manual_seed(1)
     clips = [synth_speech(1.0, 700 + i) for i in range(12)]
-    model = fit_wav2small(create_student("wav2small", prenorm="running"), clips)
+    model = fit_student(create_student("wav2small", prenorm="running"), clips)
     # only the graph matters here: the int8 check is the streaming export's own test
     report = export_stream(model, tmp_path, int8=True, calibration=clips[:8], held_out=clips[8:], decay_seconds=2.0,
                            activations="all", reduce_range=True, min_pearson=-1, min_ccc=-1)
