@@ -9,6 +9,11 @@
 # Every variable below can be set from the command line: --data DIR --student wav2small-72k ...
 # Any option of a stage's command passes through its *_opts variable (see `wav2small COMMAND --help`):
 #   --train-opts "--ccc-weight 1 --ema-decay 0.999 --valid-every 200"   (values without spaces)
+# Distillation methods (README: "Distillation methods"; `wav2small label --help`, `wav2small train --help`):
+#   --label-opts "--mixup-prob 0.5 --reverb-prob 0.3 --rir-dir rirs/"   MixUp and reverberated views
+#   --label-opts "--gain-db 0,0"                                          gain-free views (Odyssey hears the level)
+#   --train-opts "--member-weight dawn=1 --member-weight odyssey=0.5"     one loss term per teacher
+#   --train-opts "--clean-target-weight 0.5"                              view and clean-crop targets (tolerant/tough)
 # Each stage records its settings (the commands it runs, and the settings of the stage before it)
 # and skips itself when it is done with the same settings. A done stage whose settings changed is
 # refused with the difference named: add --redo true to redo the stages from --stage on (their

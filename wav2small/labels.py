@@ -205,10 +205,11 @@ def label_audio(inputs, teacher, out_dir, *, view_settings: ViewSettings | None 
         inputs: folder(s) (recursive), audio files, CSV manifests (file[, start, end]) or text lists.
         teacher: a teacher spec for :func:`wav2small.teachers.load_teacher` or a loaded teacher.
         out_dir: the store directory (created; an existing one is resumed when the settings agree).
-        view_settings: :class:`wav2small.views.ViewSettings` (gain, shift, SNR ranges, probabilities).
+        view_settings: :class:`wav2small.options.ViewSettings` (gain, shift, SNR ranges, MixUp,
+            reverberation, probabilities).
         source: ``source(file, start, end)`` serving audio (default: read from disk).
         options: the fields of :class:`wav2small.options.LabelConfig` (crop_dur, views, noise_dir,
-            seed, batch_size, device, half, shard, shard_size, workers, weights, progress), with
+            rir_dir, seed, batch_size, device, half, shard, shard_size, workers, weights, progress), with
             their defaults and meaning there.
 
     Returns:

@@ -266,7 +266,7 @@ def fit_tiny_teacher(directory, corpus, *, kind: str = "dawn", held_out=None, st
     import time
 
     import torch
-    from tqdm.auto import tqdm
+    from .progress import progress_bar
 
     from .atomic import write_json
     from .train import distillation_loss, lr_factor
@@ -303,7 +303,7 @@ def fit_tiny_teacher(directory, corpus, *, kind: str = "dawn", held_out=None, st
         rng = np.random.default_rng(seed)
         y_all = torch.from_numpy(targets)
         model.train()
-        for _ in tqdm(range(steps), desc=f"fit {kind}", unit="step", disable=not progress, leave=False):
+        for _ in progress_bar(range(steps), desc=f"fit {kind}", unit="step", disable=not progress, leave=False):
             chosen = rng.choice(len(audio), size=min(batch_size, len(audio)), replace=False)
             starts = [int(rng.integers(0, len(audio[i]) - crop + 1)) for i in chosen]
             x = torch.from_numpy(np.stack([audio[i][s : s + crop] for i, s in zip(chosen, starts)]))  # (B, crop)

@@ -9,6 +9,7 @@ its own slice of the input into the same DIR. Unreadable files are listed in the
 examples:
   wav2small label MSP-PODCAST/Audios --teacher dawn+odyssey --out labels/msp --crop-dur 4 --views 4 --device cuda
   wav2small label manifest.csv --teacher runs/tiny/dawn --out labels/smoke --shard 0/2
+  wav2small label Audios --teacher dawn+odyssey --out labels/aug --views 8 --mixup-prob 0.5 --reverb-prob 0.3 --rir-dir rirs/
   torchrun --nproc_per_node=8 -m wav2small label Audios --teacher dawn+odyssey --out labels/msp --device cuda
 """
 

@@ -1,8 +1,10 @@
 """Train a student on a label store's teacher outputs (distillation), on CPU or GPU, one process or DDP.
 
-Every labelled view (crop, gain, mixing, noise) is rebuilt exactly as the teacher heard it, from a
-packed audio cache built once per store (default STORE/audio-cache). Targets are the teacher's
-arousal, dominance, valence (nominally 0..1). The run directory gets config.json, log.csv (every
+Every labelled view (crop, gain, mixing or MixUp, reverberation, noise) is rebuilt exactly as the
+teacher heard it, from a packed audio cache built once per store (default STORE/audio-cache).
+Targets are the teacher's arousal, dominance, valence (nominally 0..1): the ensemble's combined
+output, or one loss term per member (--member-weight), each optionally paired with the teacher's
+output on the clean crop of the view's clip (--clean-target-weight). The run directory gets config.json, log.csv (every
 step's loss, every validation's CCC per dimension and mean), state/, and the model folders
 best/ (highest mean validation CCC; none with --valid-fraction 0) and last/, loadable by predict,
 evaluate and export.
@@ -12,6 +14,7 @@ examples:
   wav2small train labels/msp --out runs/w2s --student wav2small --steps 50000
   wav2small train labels/msp --out runs/mnv4 --student mobilenetv4-conv-small --device cuda --batch-size 64
   wav2small train labels/msp --out runs/w2s20 --student wav2small --student-option channels=20 --ema-decay 0.999
+  wav2small train labels/msp --out runs/w2s-pm --member-weight dawn=1 --member-weight odyssey=0.5 --clean-target-weight 0.5
   torchrun --nproc_per_node=4 -m wav2small train labels/msp --out runs/w2s --steps 50000
 """
 
