@@ -113,3 +113,22 @@ def test_the_readmes_command_table_and_api_table_name_every_command_and_public_n
     api = readme[readme.index("## Python API"):].split("\n## ", 1)[0]
     table = "\n".join(line for line in api.splitlines() if line.startswith("| `"))
     assert set(re.findall(r"`(\w+)`", table)) >= set(wav2small.__all__)
+
+
+def _slug(heading: str) -> str:
+    """A heading's anchor as GitHub makes it: lower case, punctuation dropped, spaces as dashes."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_the_readmes_links_to_its_sections_and_files_resolve():
+    root = PACKAGE.parent
+    readme = (root / "README.md").read_text()
+    prose = re.sub(r"```.*?```", "", readme, flags=re.S)
+    anchors = {_slug(h) for h in re.findall(r"^#+ (.+)$", prose, re.M)}
+    links = re.findall(r"\]\(([^)]+)\)", prose)
+    assert links, "the README links nothing"
+    for link in links:
+        if link.startswith("#"):
+            assert link[1:] in anchors, f"README links {link}, which no heading makes"
+        elif not re.match(r"\w+://", link):
+            assert (root / link).exists(), f"README links {link}, which is not in the repository"
