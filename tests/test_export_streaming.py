@@ -4,14 +4,16 @@ and a runtime that knows nothing but the contract."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from onnx import TensorProto
 
-from wav2small import Stream, create_student, export_onnx
+from wav2small import AudioError, Stream, create_student, export_onnx
 from wav2small.cli import main
 from wav2small.contract import STATE_NAMES, STREAM_FP32_FILE, STREAM_INT8_FILE
 from wav2small.export.footprint import footprint
@@ -90,6 +92,46 @@ def test_the_contract_lets_any_runtime_stream(exported, running_student):
         tolerance = 1e-5 if name == STREAM_FP32_FILE else 0.05
         np.testing.assert_allclose(np.array(outputs), np.array(expected)[:, 1:], atol=tolerance, rtol=0)
     assert "## Streaming graphs" in (exported / "CONTRACT.md").read_text()
+
+
+def test_contract_md_alone_documents_the_chunk_lookahead_and_every_state(exported):
+    """CONTRACT.md gives the chunk, the look-ahead in ms, when outputs are valid, and per graph every
+    state tensor with the shape and dtype the graph declares and the initial value of contract.json."""
+    text = (exported / "CONTRACT.md").read_text()
+    section = text[text.index("## Streaming graphs"):]
+    assert "chunk of **512 samples (32 ms)**" in section and "the newest 24 ms" in section
+    assert "after **every** chunk" in section and "valid from the first chunk on" in section and "NaN" in section
+    states = json.loads((exported / "contract.json").read_text())["streaming"]["states"]
+    dtypes = {TensorProto.FLOAT: "float32", TensorProto.UINT8: "uint8", TensorProto.INT64: "int64"}
+    parts = re.split(r"\n`(model\.stream[.a-z0-9]*)` \(([\d,]+) bytes of state\):\n", section)
+    tables = {parts[i]: (int(parts[i + 1].replace(",", "")), parts[i + 2]) for i in range(1, len(parts), 3)}
+    assert set(tables) == {STREAM_FP32_FILE, STREAM_INT8_FILE}
+    for name, (total, table) in tables.items():
+        rows = {m[0]: m[1:] for m in re.findall(r"^\| `(\w+)` \| (\([\d, ]+\)) \| (\w+) \| (\S+) \|$", table, re.M)}
+        graph = onnx.load(str(exported / name)).graph
+        declared = {i.name: (str(tuple(d.dim_value for d in i.type.tensor_type.shape.dim)), dtypes[i.type.tensor_type.elem_type])
+                    for i in graph.input[1:]}
+        assert list(rows) == list(STATE_NAMES) == list(declared)
+        assert {k: v[:2] for k, v in rows.items()} == declared
+        assert all(float(rows[k][2]) == pytest.approx(s["initial"], rel=1e-6) for k, s in states[name].items())
+        assert total == sum(np.zeros(s["shape"], s["dtype"]).nbytes for s in states[name].values())
+    assert rows["position"][2] == "-1" and tables[STREAM_FP32_FILE][0] == 14552
+
+
+def test_an_onnx_stream_refuses_bad_chunks_and_keeps_its_state(exported):
+    x = stream_speech(1.5)
+    stream, clean = Stream(exported), Stream(exported)
+    stream.feed(x[:5000])
+    before = {k: v.copy() for k, v in stream.state.items()}
+    bad = x[5000:6000].copy()
+    bad[3] = np.inf
+    with pytest.raises(AudioError, match="1 NaN or infinite samples.*unchanged"):
+        stream.feed(bad)
+    with pytest.raises(AudioError, match="8000 Hz"):
+        stream.feed(x[5000:6000], sampling_rate=8000)
+    assert stream.feed(np.zeros(0, np.float32)) == []
+    assert stream.samples == 5000 and all(np.array_equal(before[k], v) for k, v in stream.state.items())
+    assert stream.feed(x[5000:]) == clean.feed(x)
 
 
 def test_int8_state_and_chunk_memory_fit_a_small_device(exported):

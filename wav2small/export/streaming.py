@@ -406,6 +406,9 @@ def contract_markdown(section: dict) -> str:
              "no flush call: `adv` of the last chunk is the answer; a trailing partial chunk is not processed.",
              f"- Input normalisation: running mean and power, time constant {section['prenorm_seconds']:g} s (warm-up: at the "
              "start the statistics are those of the audio so far).",
+             "- NaN or infinite samples poison the state (running statistics, attention sums) for the rest of the stream: "
+             "check each chunk with `isfinite` and drop or replace a bad one before the call (`wav2small.Stream` refuses it "
+             "and keeps its state).",
              "- Pooling over time: " + ("the whole stream, as the offline model." if section["decay_seconds"] is None else
                                         f"weights decay with time constant {section['decay_seconds']:g} s (the estimate follows "
                                         "roughly that much of the recent past)."),
