@@ -19,11 +19,11 @@ RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "distill.sh"
 
 
 def _recipe(root: Path, *options: str) -> subprocess.CompletedProcess:
-    """The recipe on the tiny corpus in ``root``, stages 0-2, a 4-channel student, one thread."""
+    """The recipe on the tiny corpus in ``root``, stages 0-2, a 4-channel running-prenorm student, one thread."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}  # this venv's wav2small
     command = ["bash", str(RECIPE), "--data", "audio", "--teacher", "teacher", "--out", "exp", "--stop-stage", "2",
                "--crop-dur", "1", "--views", "0", "--batch-size", "4", "--prepare-opts", "--test-fraction 0.25",
-               "--train-opts", "--threads 1 --student-option channels=4", *options]
+               "--train-opts", "--threads 1 --student-option channels=4", "--prenorm", "running", *options]
     return subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -38,7 +38,9 @@ def test_a_rerun_skips_what_is_done_and_refuses_changed_settings_until_redo(tmp_
     first = _recipe(tmp_path, "--steps", "4")
     assert first.returncode == 0, first.stdout + first.stderr
     config = json.loads((tmp_path / "exp" / "train" / "config.json").read_text())
-    assert config["threads"] == 1 and config["student_options"] == {"channels": 4}  # --train-opts reached `wav2small train`
+    # --train-opts and the recipe's prenorm variable reached `wav2small train`
+    assert config["threads"] == 1 and config["student_options"] == {"channels": 4, "prenorm": "running"}
+    assert json.loads((tmp_path / "exp" / "train" / "last" / "config.json").read_text())["prenorm"] == "running"
     assert _steps_logged(tmp_path) == 4
     logs = {log.name: log.read_bytes() for log in (tmp_path / "exp" / "logs").iterdir()}
     assert set(logs) == {"stage0_prepare.log", "stage1_label.log", "stage2_train.log"}
