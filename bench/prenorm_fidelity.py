@@ -5,8 +5,9 @@ both distilled the same way from the same label store, and what streaming does t
 
 Runs the README's main job on the demo corpus (espeak-ng voices, a tiny Dawn-shaped teacher
 fitted to the corpus's proxy ratings with `make-tiny-teacher --fit`, 2 s crops with one augmented
-view, 600 steps) once per seed and prenorm, then scores on the held-out Test1 crops (never seen in
-training) the CCC with the teacher of:
+view, --steps 600 by default; bench/results holds a run with --steps 300) once per seed and
+prenorm, then scores on the held-out Test1 crops (never seen in training) the CCC with the
+teacher of:
 
 - each student offline (whole 2 s clip, as `wav2small evaluate`),
 - each student streamed (`wav2small.Stream`, the estimate at the end of the clip): the running
