@@ -121,7 +121,8 @@ def write_outputs(rows: list[dict], info: dict, out: Path) -> None:
     (out / "zoo.json").write_text(json.dumps({"setup": info, "students": rows}, indent=2, default=str) + "\n")
     (out / "zoo.md").write_text("\n".join(["# The student zoo", "", setup_text(info), "", *table(rows), "",
                                            "![fidelity against cost](zoo.png)", ""]))
-    plot(rows, out / "zoo.png", title=info["teacher_short"])
+    plot(rows, out / "zoo.png", title=f"every student {info['budget']['steps']} steps x {info['budget']['batch_size']} crops; "
+                                     "teacher, data and machine in zoo.md")
 
 
 def pareto(points: list[tuple[float, float]]) -> list[int]:
@@ -136,6 +137,7 @@ def plot(rows: list[dict], path: Path, *, title: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.2), sharey=True)
     for ax, column, label in ((axes[0], "int8_ms", "int8 onnxruntime latency, 5 s of audio, one thread (ms)"),
@@ -147,6 +149,9 @@ def plot(rows: list[dict], path: Path, *, title: str) -> None:
         front = pareto(points)
         ax.plot([points[i][0] for i in front], [points[i][1] for i in front], color="tab:orange", label="Pareto front")
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1, 2, 5)))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))  # 2, 5, 20 rather than 2 x 10^0
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel(label)
         ax.grid(alpha=0.3)
         ax.legend(loc="lower right")
