@@ -51,12 +51,14 @@ README_END = "<!-- end of zoo table -->"
 
 #: What each student is, for the README table.
 DESCRIPTIONS = {
-    "wav2small": "the published Wav2Small card model (13 channels); loads `audeering/wav2small` strictly",
-    "wav2small-72k": "the card topology at 33 channels: the paper's 72K size",
+    "wav2small": "the published Wav2Small card model (13 channels); its state-dict names are the card's, so "
+                 "`audeering/wav2small` loads strictly (checked on a card-shaped folder)",
+    "wav2small-72k": "the card topology at 33 channels: the paper's 72K size (71,918 state values)",
     "mobilenetv2": "MobileNetV2: inverted residuals, linear bottlenecks, ReLU6",
     "mobilenetv3": "MobileNetV3 (squeeze-excitation, hard-swish)",
     "mobilenetv4": "MobileNetV4-Conv (universal inverted bottlenecks)",
-    "mnasnet": "MnasNet, found by latency-aware search (A1: with squeeze-excitation)",
+    "mnasnet-a1": "MnasNet-A1, found by latency-aware search (with squeeze-excitation)",
+    "mnasnet": "MnasNet-B1, found by latency-aware search",
     "efficientformer": "EfficientFormer: pooling-mixer conv stages, attention in the last stage",
     "t2t-vit": "T2T-ViT: tokens-to-token soft splits (Performer attention), then a small ViT",
 }
@@ -86,6 +88,9 @@ def table(rows: list[dict]) -> list[str]:
              "| peak activations | held-out fidelity int8 (fp32) | int8 vs fp32 |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        if "error" in r:
+            lines.append(f"| `{r['key']}` | {description(r['key'])} | failed: {r['error']} |" + " |" * 7)
+            continue
         check = "ok" if r["int8_check"] else f"Pearson {r['int8_pearson_min']:.3f}"
         lines.append(f"| `{r['key']}` | {description(r['key'])} | {r['parameters']:,} | {r['mmacs_per_second']:.1f} | "
                      f"{r['int8_bytes'] / 1024:,.0f} KB | {r['int8_ms']:.1f} | {r['fp32_ms']:.1f} | "
@@ -95,13 +100,14 @@ def table(rows: list[dict]) -> list[str]:
 
 def readme_table(rows: list[dict]) -> list[str]:
     """Every preset, measured or not: the README lists them all."""
-    measured = {r["key"]: r for r in rows}
+    measured = {r["key"]: r for r in rows if "error" not in r}
+    failed = {r["key"] for r in rows if "error" in r}
     lines = ["| student | what it is | parameters | M MAC / s of audio | int8 file | int8 ms / 5 s | held-out fidelity (int8) |",
              "|---|---|---|---|---|---|---|"]
     for name in list_students():
         r = measured.get(name)
         cost = (f"{r['mmacs_per_second']:.1f} | {r['int8_bytes'] / 1024:,.0f} KB | {r['int8_ms']:.1f} | {r['int8_fidelity']:.3f}"
-                if r else "not in this run | | |")
+                if r else "export failed in this run (see zoo.md) | | |" if name in failed else "not in this run | | |")
         lines.append(f"| `{name}` | {description(name)} | {create_student(name).num_parameters():,} | {cost} |")
     return lines
 
@@ -134,6 +140,8 @@ def pareto(points: list[tuple[float, float]]) -> list[int]:
 
 def plot(rows: list[dict], path: Path, *, title: str) -> None:
     import matplotlib
+
+    rows = [r for r in rows if "error" not in r]
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -220,11 +228,17 @@ def main(argv=None):
         if name in done:
             continue
         print(f"zoo: {name} ...", flush=True)
-        row = measure_student(Candidate.of(name), store=store, test_store=test_store, folder=work / "zoo" / name,
-                              budget=budget, threads=args.threads, repeats=args.repeats)
+        try:
+            row = measure_student(Candidate.of(name), store=store, test_store=test_store, folder=work / "zoo" / name,
+                                  budget=budget, threads=args.threads, repeats=args.repeats)
+        except (RuntimeError, ValueError) as error:  # recorded in the table; a rerun tries it again
+            row = {"key": name, "error": str(error)}
         with open(results, "a") as f:
             f.write(json.dumps(row, default=str) + "\n")
         done[name] = row
+        if "error" in row:
+            print(f"zoo: {name}: FAILED: {row['error']}", flush=True)
+            continue
         print(f"zoo: {name}: fidelity {row['int8_fidelity']:.3f} int8 ({row['fp32_fidelity']:.3f} fp32), "
               f"{row['int8_ms']:.1f} ms int8, {row['mmacs_per_second']:.1f} M MAC/s, {row['seconds']:.0f} s", flush=True)
 
@@ -234,7 +248,7 @@ def main(argv=None):
     cpu = cpu_peak()
     info = {"store": str(store), "test_store": str(test_store), "teacher": args.teacher, "teacher_short": teacher_short,
             "budget": vars(budget), "train_rows": len(LabelStore(store).read(columns=["file"])),
-            "test_clips": rows[0]["test_clips"], "repeats": args.repeats, "cpu": cpu["cpu"],
+            "test_clips": next(r["test_clips"] for r in rows if "test_clips" in r), "repeats": args.repeats, "cpu": cpu["cpu"],
             "load": " / ".join(f"{x:.1f}" for x in os.getloadavg())}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
