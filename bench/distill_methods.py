@@ -16,7 +16,8 @@ Methods (one row each; the views of a store are labelled once and reused by ever
     python bench/distill_methods.py --work /tmp/methods --demo exp/demo --teachers exp/teachers
 
 Everything is kept in --work (demo corpus, teachers, stores, runs): a second call reuses what is
-there and trains only what is missing. Writes bench/results/distill_methods.md (and .json).
+there and trains only what is missing; processes sharing --work can split the methods (--no-table),
+and --table-only writes the table of the runs finished so far. Writes bench/results/distill_methods.md (and .json).
 """
 
 from __future__ import annotations
@@ -126,12 +127,14 @@ def run_method(method: str, store: Path, options: dict, seed: int, args, test: p
     out = args.work / "runs" / name / f"steps{args.steps}-seed{seed}"
     if (out / "fidelity.json").exists():
         return json.loads((out / "fidelity.json").read_text())
+    if args.table_only:
+        return None
     config = TrainConfig(store=str(store), out=str(out), steps=args.steps, batch_size=16, lr=args.lr, valid_fraction=0.0,
                          seed=seed, workers=0, threads=args.threads, progress=False, cache_dir=str(args.work / "audio-cache"),
                          **options)
     started = time.perf_counter()
     train(config)
-    result = {"method": method, "seed": seed, "steps": args.steps, "seconds": time.perf_counter() - started,
+    result = {"method": method, "seed": seed, "steps": args.steps, "seconds": time.perf_counter() - started, "load": os.getloadavg()[0],
               **fidelity(out / "last", test)}
     (out / "fidelity.json").write_text(json.dumps(result, indent=1) + "\n")
     print(f"{method:28s} seed {seed}: " + ", ".join(f"{k} {result[k]:.3f}" for k in ("ensemble", *MEMBERS))
@@ -157,10 +160,10 @@ def main():
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run (default: %(default)s)")
     parser.add_argument("--results", type=Path, default=Path(__file__).parent / "results" / "distill_methods.md")
     parser.add_argument("--no-table", action="store_true", help="train and score only (e.g. a second process sharing --work)")
+    parser.add_argument("--table-only", action="store_true", help="no training: the table of the runs finished so far")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
-    load_before = os.getloadavg()
 
     demo, teachers = prepare(args)
     train_files, test_files = split_files(demo, "Train"), split_files(demo, "Test1")
@@ -175,6 +178,7 @@ def main():
 
     results = [run_method(method, stores[METHODS[method][0]], METHODS[method][1], seed, args, test)
                for seed in args.seeds for method in args.methods]  # every method's first seed first: a cut run compares all
+    results = [r for r in results if r is not None]
     if args.no_table:
         return
 
@@ -188,12 +192,13 @@ def main():
             rows.append((method, len(found), *(spread([r[k] for r in found]) for k in ("ensemble", *MEMBERS)),
                          statistics.mean(r["seconds"] for r in found)))
     store_rows = {name: len(LabelStore(path).read(columns=["view"])) for name, path in stores.items()}
-    load_after = os.getloadavg()
+    run_loads = [r["load"] for r in results if "load" in r]
+    loads = f"{min(run_loads):.1f}-{max(run_loads):.1f}" if run_loads else "not recorded"
     lines = [
         "# Distillation methods on the demo corpus (bench/distill_methods.py)",
         "",
-        f"CPU: {cpu_model()}, {os.cpu_count()} cores, torch threads {args.threads}; load average {load_before[0]:.1f} at the start, "
-        f"{load_after[0]:.1f} at the end (a shared machine, several runs side by side: the times are indicative only). "
+        f"CPU: {cpu_model()}, {os.cpu_count()} cores, torch threads {args.threads}; load average at the end of the runs "
+        f"{loads} (a shared machine, runs side by side: the times are indicative only). "
         f"Training time of the runs below: {sum(r['seconds'] for r in results) / 60:.0f} min in all.",
         "",
         f"Budget: the card student `wav2small`, {args.steps} steps of 16 crops (lr {args.lr:g}, warm-up 5 %, cosine), "
