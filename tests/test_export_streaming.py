@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -174,3 +175,10 @@ def test_decay_and_chunk_are_export_settings(running_student, tmp_path):
 def test_streaming_export_needs_a_wav2small(tmp_path, capsys):
     assert main(["export", "mobilenetv3-small", "--out", str(tmp_path / "m"), "--streaming"]) == 2
     assert "Wav2Small-family" in capsys.readouterr().err
+
+
+def test_the_readme_lists_every_file_a_streaming_export_writes(exported):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("## The ONNX contract"):]
+    table = next(block for block in section.split("\n\n") if block.startswith("| file |"))
+    assert set(re.findall(r"`([\w.]+\.(?:onnx|yaml|json|md))`", table)) == {path.name for path in exported.iterdir()}
