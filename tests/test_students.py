@@ -224,3 +224,26 @@ def test_students_command_lists_every_preset(capsys):
     assert main(["students"]) == 0
     out = capsys.readouterr().out
     assert all(name in out for name in list_students()) and "2,496,291" in out
+
+
+def test_t2t_tokens_whose_random_features_all_underflow_export_finite(tmp_path, reference_kernels):
+    """Large queries (as training makes them) can underflow every Performer feature of a token, so
+    the attention's denominator is exactly 0 there: the ONNX graph must give what torch gives, not
+    0 / 0 = NaN (the '+ eps' of the reference formulation does not survive the exporter)."""
+    student = create_student("t2t-vit-tiny").eval()
+    performers = [m for m in student.modules() if hasattr(m, "random_features")]
+    underflowed = []
+    for performer in performers:
+        performer.register_forward_hook(lambda m, args, out: underflowed.append(
+            bool((m.random_features(m.kqv(m.norm1(args[0])).split(m.token_dim, dim=-1)[1]).amax(dim=-1) == 0).any())))
+    with torch.no_grad():
+        for performer in performers:
+            performer.kqv.weight.mul_(20.0)
+    x = torch.from_numpy(np.random.default_rng(0).standard_normal((2, 2 * SAMPLING_RATE)).astype(np.float32) * 0.1)
+    with torch.no_grad():
+        expected = student(x).numpy()
+    assert any(underflowed)  # the case this test is about happens
+    report = export_onnx(student, tmp_path / "onnx", checks=((2, 2.0),))
+    assert report["fp32_parity"]["passed"]
+    outputs = OnnxRunner(tmp_path / "onnx", threads=1)(x.numpy())
+    np.testing.assert_allclose(outputs, expected, atol=1e-4)

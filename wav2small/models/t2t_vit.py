@@ -94,7 +94,9 @@ class TokenPerformer(nn.Module):
         # sums over all tokens; reshapes with -1 keep the graph's shapes inferable
         key_sum = kp.reshape(b, -1, m).sum(dim=1)[:, None, :, None]  # (B, 1, m, 1)
         context = torch.matmul(v.reshape(b, -1, self.token_dim).transpose(1, 2), kp.reshape(b, -1, m))  # (B, token_dim, m)
-        y = torch.matmul(qp, context.transpose(1, 2)[:, None]) / (torch.matmul(qp, key_sum) + self.eps)  # (B, H, W, token_dim)
+        # The denominator is >= 0 and is exactly 0 where every random feature of q underflows (large |q|).
+        # A floor, not '+ eps': the ONNX exporter folds '+ 1e-8' away, and 0 / 0 is then NaN in onnxruntime.
+        y = torch.matmul(qp, context.transpose(1, 2)[:, None]) / torch.matmul(qp, key_sum).clamp_min(self.eps)  # (B, H, W, token_dim)
         y = v + self.proj(y)
         return y + self.mlp(self.norm2(y))
 
